@@ -1,0 +1,115 @@
+"""The explicit kernel binding: which implementation of each op a trainer gets.
+
+`bind(framework, backend, overrides)` imports the chosen modules (lazily, so importing this file
+loads neither torch nor jax) and returns a `KernelSet` of plain functions plus `bound`, the backend
+actually used per op, which the trainer records in its run metadata. A requested backend that is
+missing or fails to import raises `KernelUnavailableError`: there is no silent fallback and no
+environment-variable switch.
+"""
+
+import importlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+
+logger = logging.getLogger(__name__)
+
+FRAMEWORKS = ("jax", "torch")
+BACKENDS = {"jax": ("auto", "reference", "pallas"), "torch": ("auto", "reference", "triton")}
+# hl_gauss_decode and hl_gauss_hist travel with hl_gauss_ce (same module, same backend).
+OPS = ("tanh_normal", "hl_gauss_ce", "lambda_returns")
+_OP_FUNCTIONS = {
+    "tanh_normal": ("tanh_normal",),
+    "hl_gauss_ce": ("hl_gauss_ce", "hl_gauss_decode", "hl_gauss_hist"),
+    "lambda_returns": ("lambda_returns",),
+}
+
+# (framework, backend, op) -> module. A fused kernel is enabled by adding its rows here.
+_MODULES = {
+    ("jax", "reference", "tanh_normal"): "reppo_fast.kernels.reference_jax.tanh_normal",
+    ("jax", "reference", "hl_gauss_ce"): "reppo_fast.kernels.reference_jax.hl_gauss_ce",
+    ("jax", "reference", "lambda_returns"): "reppo_fast.kernels.reference_jax.lambda_returns",
+    ("torch", "reference", "tanh_normal"): "reppo_fast.kernels.reference_torch.tanh_normal",
+    ("torch", "reference", "hl_gauss_ce"): "reppo_fast.kernels.reference_torch.hl_gauss_ce",
+    ("torch", "reference", "lambda_returns"): "reppo_fast.kernels.reference_torch.lambda_returns",
+}
+_NOT_BUILT = {
+    "pallas": "the Pallas kernels are not built yet; use backend='reference'",
+    "triton": "the Triton kernels are not built yet; use backend='reference'",
+}
+
+
+class KernelUnavailableError(RuntimeError):
+    """A requested kernel backend has no implementation or failed to import."""
+
+
+@dataclass(frozen=True)
+class KernelSet:
+    """The functions a trainer calls; signatures as in the reference modules."""
+
+    framework: str
+    tanh_normal: Callable
+    hl_gauss_ce: Callable
+    hl_gauss_decode: Callable
+    hl_gauss_hist: Callable
+    lambda_returns: Callable
+    bound: dict[str, str]  # op -> backend actually bound ("reference", "triton", ...), never "auto"
+
+
+def validate_choice(framework: str, backend: str = "auto",
+                    overrides: Mapping[str, str] | None = None) -> None:
+    """Raise ValueError naming the bad value and the allowed ones. Imports nothing heavy."""
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}; choose one of {FRAMEWORKS}")
+    allowed = BACKENDS[framework]
+    if backend not in allowed:
+        raise ValueError(f"unknown backend {backend!r} for framework {framework!r}; choose one of {allowed}")
+    for op, op_backend in (overrides or {}).items():
+        if op not in OPS:
+            raise ValueError(f"unknown op {op!r} in overrides; choose among {OPS} "
+                             "(hl_gauss_decode and hl_gauss_hist follow hl_gauss_ce)")
+        if op_backend not in allowed:
+            raise ValueError(f"unknown backend {op_backend!r} for op {op!r} on framework {framework!r}; "
+                             f"choose one of {allowed}")
+
+
+def _resolve_auto(framework: str, op: str) -> str:
+    """The "auto" policy, in one place. For now always the reference.
+
+    Later: "triton" for torch on CUDA and "pallas" for jax on GPU, once those kernels exist and pass.
+    """
+    del framework, op
+    return "reference"
+
+
+def _load(framework: str, backend: str, op: str) -> ModuleType:
+    path = _MODULES.get((framework, backend, op))
+    if path is None:
+        raise KernelUnavailableError(
+            _NOT_BUILT.get(backend, f"no {backend!r} implementation of {op!r} for {framework!r}"))
+    try:
+        return importlib.import_module(path)
+    except ImportError as err:
+        raise KernelUnavailableError(
+            f"backend {backend!r} for {framework} op {op!r} failed to import ({path}): {err!r}") from err
+
+
+def bind(framework: str, backend: str = "auto", overrides: Mapping[str, str] | None = None) -> KernelSet:
+    """Bind every op of `framework` to `backend` ("auto" resolves per op), `overrides` op -> backend.
+
+    Raises ValueError for unknown names and KernelUnavailableError when a requested backend cannot
+    be loaded.
+    """
+    validate_choice(framework, backend, overrides)
+    overrides = overrides or {}
+    bound = {}
+    functions = {}
+    for op in OPS:
+        requested = overrides.get(op, backend)
+        chosen = _resolve_auto(framework, op) if requested == "auto" else requested
+        module = _load(framework, chosen, op)
+        functions.update({name: getattr(module, name) for name in _OP_FUNCTIONS[op]})
+        bound[op] = chosen
+    logger.info("kernels bound for %s: %s", framework, bound)
+    return KernelSet(framework=framework, bound=bound, **functions)

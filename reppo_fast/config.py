@@ -1,0 +1,229 @@
+"""Training configuration: one typed dataclass, per-suite presets and validation.
+
+Every field's docstring is its `--help` text. Presets (spec section 7) set defaults; any field given on the
+command line overrides the preset. `validate` runs before anything is compiled and names the field and the
+fix for every bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class Config:
+    """REPPO training run. Defaults are the paper's DM Control setting (spec section 7)."""
+
+    # --- run -----------------------------------------------------------------------------------------
+    env: str = "HumanoidRun"
+    """Environment: a DM Control task name (e.g. HumanoidRun, CartpoleBalance), a short alias
+    (Humanoid, Walker, Cheetah, ...), or ToyPointMass (a tiny analytic test env)."""
+    preset: Literal["auto", "dmc", "maniskill", "cpu"] = "auto"
+    """Hyper-parameter preset: `auto` picks the env's suite preset; `cpu` is small and quick for CPU runs."""
+    framework: str = "jax"
+    """Framework path: `jax` (whole iteration jitted) or `torch` (torch.compile + CUDA graphs)."""
+    algo: str = "reppo"
+    """Algorithm. Only `reppo` for now."""
+    kernels: str = "auto"
+    """Kernel backend for the hot ops: `auto`, `reference`, `pallas` (jax) or `triton` (torch)."""
+    kernel_overrides: dict[str, str] = field(default_factory=dict)
+    """Per-op backend overrides, e.g. `lambda_returns=reference`."""
+    seed: int = 0
+    """Random seed (network init, env resets, sampling)."""
+    total_steps: int = 50_000_000
+    """Environment steps to train for (summed over all parallel envs)."""
+    run_dir: str | None = None
+    """Where to write config, metrics, TensorBoard events and checkpoints (default: runs/<env>-<time>)."""
+    eval_interval: int = 10
+    """Evaluate the deterministic policy every this many iterations (and after the last one)."""
+    num_eval_envs: int = 32
+    """Fresh environments per evaluation; each plays one full episode."""
+    checkpoint_interval: int = 50
+    """Write a checkpoint every this many iterations (a final one is always written)."""
+    progress: bool = True
+    """Show a progress bar (env steps, steps/s, last eval return, ETA)."""
+    env_impl: str = "jax"
+    """mujoco_playground physics implementation (`jax` is 3-30x faster than `warp` on CPU)."""
+    episode_length: int | None = None
+    """Override the env's episode length (time limit) in steps; default: the env's own."""
+
+    # --- data ----------------------------------------------------------------------------------------
+    num_envs: int = 1024
+    """Parallel environments."""
+    num_steps: int = 128
+    """Rollout length T per iteration; one iteration collects num_envs * num_steps transitions."""
+    num_epochs: int = 8
+    """Passes over each rollout."""
+    num_minibatches: int = 64
+    """Minibatches per epoch; minibatch size = num_envs * num_steps / num_minibatches."""
+
+    # --- optimisation --------------------------------------------------------------------------------
+    lr: float = 3e-4
+    """Adam learning rate (actor, critic and the two multipliers)."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip, applied to actor and critic separately."""
+    gamma: float = 0.99
+    """Discount factor, in (0, 1)."""
+    lmbda: float = 0.95
+    """TD(lambda) mixing, in [0, 1]."""
+
+    # --- networks ------------------------------------------------------------------------------------
+    actor_hidden: int = 512
+    """Actor width."""
+    actor_layers: int = 3
+    """Actor hidden layers (Linear -> RMSNorm -> SiLU each)."""
+    critic_hidden: int = 512
+    """Critic width (encoder, Q head and predictor head)."""
+    log_std_min: float | None = None
+    """Optional lower bound on the actor's log std (off in the reference)."""
+    log_std_max: float | None = None
+    """Optional upper bound on the actor's log std (off in the reference)."""
+
+    # --- critic: HL-Gauss ----------------------------------------------------------------------------
+    num_bins: int = 151
+    """HL-Gauss histogram bins K."""
+    v_min: float = 0.0
+    """Lowest value of the critic's support."""
+    v_max: float = 150.0
+    """Highest value of the critic's support."""
+    sigma_ratio: float = 0.75
+    """HL-Gauss smoothing sigma as a fraction of the bin width."""
+    aux_coef: float = 1.0
+    """Weight of the self-predictive auxiliary loss (next features and reward)."""
+
+    # --- actor: entropy and KL -----------------------------------------------------------------------
+    kl_target: float = 0.1
+    """KL(pi_old || pi) bound per state."""
+    kl_estimator: Literal["sampled", "analytic"] = "sampled"
+    """KL estimate: `sampled` (kl_samples pre-tanh samples, the reference) or `analytic` (exact)."""
+    kl_samples: int = 16
+    """Samples S for the sampled KL estimate."""
+    actor_objective: Literal["clipped", "full"] = "clipped"
+    """`clipped`: entropy-regularised Q where KL < kl_target, else beta * KL; `full`: always both."""
+    ent_target_mult: float = 0.5
+    """Target entropy is -ent_target_mult * action_dim (the reference code's sign)."""
+    alpha_init: float = 0.01
+    """Initial entropy multiplier alpha."""
+    beta_init: float = 0.01
+    """Initial KL multiplier beta."""
+    action_clip: float = 0.999
+    """Actions sent to the env (and stored) are clipped to +-action_clip."""
+    obs_norm: bool = True
+    """Running observation normalisation (frozen during evaluation)."""
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps // self.num_minibatches
+
+    @property
+    def steps_per_iteration(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_iterations(self) -> int:
+        return max(1, self.total_steps // self.steps_per_iteration)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        data = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"config file has unknown fields {unknown}; was it written by another version?")
+        return cls(**data)
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the field and the fix."""
+
+
+# Per-suite presets: only the fields that differ from the dataclass defaults (the DMC setting).
+PRESETS: dict[str, dict[str, object]] = {
+    "dmc": {},
+    # ManiSkill3: shorter episodes, rewards in [-1, 1]-ish; gamma is set from max_episode_steps at load.
+    "maniskill": {"v_min": -15.0, "v_max": 15.0},
+    # Small and quick on a 2-core CPU: learns CartpoleBalance in a few minutes.
+    "cpu": {
+        "num_envs": 32,
+        "num_steps": 32,
+        "num_epochs": 4,
+        "num_minibatches": 4,
+        "actor_hidden": 64,
+        "actor_layers": 2,
+        "critic_hidden": 128,
+        "lr": 1e-3,
+        "total_steps": 150_000,
+        "num_eval_envs": 8,
+        "eval_interval": 20,
+        "checkpoint_interval": 50,
+    },
+}
+
+SUITE_PRESET = {"dmc": "dmc", "toy": "dmc", "maniskill": "maniskill"}
+
+
+def preset_config(preset: str, suite: str, **fields: object) -> Config:
+    """The config of `preset` (`auto` -> the suite's preset) with `fields` set on top."""
+    name = SUITE_PRESET[suite] if preset == "auto" else preset
+    if name not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {preset!r}; choose one of auto, {', '.join(PRESETS)}")
+    return dataclasses.replace(Config(), **{**PRESETS[name], **fields, "preset": preset})
+
+
+def validate(cfg: Config) -> None:
+    """Raise ConfigError naming the field and the fix for any value that cannot work."""
+    from reppo_fast.kernels.binding import validate_choice
+
+    positive = ["num_envs", "num_steps", "num_epochs", "num_minibatches", "total_steps", "eval_interval",
+                "num_eval_envs", "checkpoint_interval", "actor_hidden", "actor_layers", "critic_hidden",
+                "kl_samples"]
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{name} must be a positive integer, got {getattr(cfg, name)}")
+    for name in ["lr", "max_grad_norm", "sigma_ratio", "kl_target", "alpha_init", "beta_init"]:
+        if not getattr(cfg, name) > 0:
+            raise ConfigError(f"{name} must be > 0, got {getattr(cfg, name)}")
+    if cfg.episode_length is not None and cfg.episode_length <= 0:
+        raise ConfigError(f"episode_length must be positive (or unset), got {cfg.episode_length}")
+    transitions = cfg.num_envs * cfg.num_steps
+    if transitions % cfg.num_minibatches:
+        raise ConfigError(
+            f"num_minibatches={cfg.num_minibatches} must divide num_envs*num_steps={transitions}; "
+            f"pick a divisor of {transitions} (e.g. {_nearest_divisor(transitions, cfg.num_minibatches)})")
+    if not 0.0 < cfg.gamma < 1.0:
+        raise ConfigError(f"gamma must lie in (0, 1), got {cfg.gamma}; the paper uses 0.99 on DMC")
+    if not 0.0 <= cfg.lmbda <= 1.0:
+        raise ConfigError(f"lmbda must lie in [0, 1], got {cfg.lmbda}; the paper uses 0.95")
+    if cfg.num_bins < 2:
+        raise ConfigError(f"num_bins must be at least 2, got {cfg.num_bins}; the paper uses 151")
+    if not cfg.v_min < cfg.v_max:
+        raise ConfigError(f"v_min ({cfg.v_min}) must be below v_max ({cfg.v_max})")
+    if not 0.0 < cfg.action_clip <= 1.0:
+        raise ConfigError(f"action_clip must lie in (0, 1], got {cfg.action_clip}")
+    if cfg.aux_coef < 0 or cfg.ent_target_mult < 0:
+        raise ConfigError("aux_coef and ent_target_mult must be >= 0")
+    if None not in (cfg.log_std_min, cfg.log_std_max) and not cfg.log_std_min < cfg.log_std_max:
+        raise ConfigError(f"log_std_min ({cfg.log_std_min}) must be below log_std_max ({cfg.log_std_max})")
+    if cfg.kl_estimator not in ("sampled", "analytic"):
+        raise ConfigError(f"kl_estimator must be 'sampled' or 'analytic', got {cfg.kl_estimator!r}")
+    if cfg.actor_objective not in ("clipped", "full"):
+        raise ConfigError(f"actor_objective must be 'clipped' or 'full', got {cfg.actor_objective!r}")
+    if cfg.algo != "reppo":
+        raise ConfigError(f"algo: unknown algorithm {cfg.algo!r}; choose 'reppo'")
+    if cfg.env_impl not in ("jax", "warp"):
+        raise ConfigError(f"env_impl must be 'jax' or 'warp', got {cfg.env_impl!r}")
+    try:
+        validate_choice(cfg.framework, cfg.kernels, cfg.kernel_overrides)
+    except ValueError as err:
+        raise ConfigError(f"framework/kernels: {err}") from None
+
+
+def _nearest_divisor(n: int, near: int) -> int:
+    divisors = [d for d in range(1, n + 1) if n % d == 0]
+    return min(divisors, key=lambda d: (abs(d - near), d))

@@ -1,0 +1,153 @@
+"""REPPO on the JAX path: one jitted function per iteration (rollout, lambda-returns, update).
+
+An iteration has no host round-trip inside: rollout and epochs x minibatches are lax.scans. The host loop
+(reppo_fast.runner) calls `iteration`, `evaluate` and the checkpoint hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from reppo_fast.on_jax import networks as nets
+from reppo_fast.on_jax.losses import Batch, actor_loss, critic_loss
+from reppo_fast.on_jax.normalizer import NormState, norm_init
+from reppo_fast.on_jax.rollout import RolloutCarry, evaluate, rollout
+
+
+class TrainState(NamedTuple):
+    actor: dict         # {"net": actor params, "log_alpha": [], "log_beta": []}
+    critic: dict        # critic params
+    actor_opt: Any      # optax state of the actor optimiser (also trains log_alpha, log_beta)
+    critic_opt: Any
+    rollout: RolloutCarry
+    key: jnp.ndarray    # PRNG key (raw uint32[2], saved in checkpoints)
+    iteration: jnp.ndarray  # [] int32 iterations completed
+
+
+def make_optimizer(cfg) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
+
+
+class JaxReppo:
+    """Holds the static pieces (config, envs, kernels) and the jitted functions over TrainState."""
+
+    def __init__(self, cfg, env, eval_env, kernels):
+        self.cfg, self.env, self.eval_env, self.kernels = cfg, env, eval_env, kernels
+        self.tx = make_optimizer(cfg)
+        self.iteration = jax.jit(self._iteration)
+        self._evaluate = jax.jit(lambda net, norm, key: evaluate(net, norm, eval_env, key, cfg))
+
+    def init_state(self, seed: int) -> TrainState:
+        cfg, env = self.cfg, self.env
+        key = jax.random.PRNGKey(seed)
+        k_actor, k_critic, k_env, key = jax.random.split(key, 4)
+        hist0 = self.kernels.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.num_bins, v_min=cfg.v_min,
+                                           v_max=cfg.v_max, sigma_ratio=cfg.sigma_ratio)[0]
+        actor = {"net": nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden,
+                                        cfg.actor_layers),
+                 "log_alpha": jnp.log(jnp.float32(cfg.alpha_init)),
+                 "log_beta": jnp.log(jnp.float32(cfg.beta_init))}
+        critic = nets.init_critic(k_critic, env.obs_size, env.action_size, cfg.critic_hidden, hist0)
+        carry = RolloutCarry(env.reset(k_env), norm_init(env.obs_size),
+                             jnp.zeros((env.num_envs,), jnp.float32))
+        return TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
+                          jnp.zeros((), jnp.int32))
+
+    def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
+        """Deterministic eval on fresh envs; the key depends only on (seed, iteration): resumable."""
+        key = jax.random.fold_in(jax.random.PRNGKey(seed ^ 0x5EED), iteration)
+        return float(self._evaluate(state.actor["net"], state.rollout.norm, key))
+
+    # --- the jitted iteration -------------------------------------------------------------------------
+
+    def _iteration(self, state: TrainState):
+        cfg, kernels = self.cfg, self.kernels
+        key, k_roll, k_update = jax.random.split(state.key, 3)
+        with jax.named_scope("rollout"):
+            carry, data, stats = rollout(state.actor, state.critic, state.rollout, k_roll, self.env,
+                                         kernels, cfg)
+        with jax.named_scope("returns"):
+            returns = kernels.lambda_returns(data.soft_reward, data.next_value, data.terminated,
+                                             data.truncated, gamma=cfg.gamma, lmbda=cfg.lmbda)
+        with jax.named_scope("update"):
+            batch = self._flatten(state.actor, data, returns)
+            actor, critic, actor_opt, critic_opt, metrics = self._update(state, batch, k_update)
+        episodes = jnp.maximum(stats["episodes"], 1)
+        metrics.update({"train/episode_return": stats["episode_return_sum"] / episodes,
+                        "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
+                        "train/reward": jnp.mean(data.reward), "train/returns": jnp.mean(returns)})
+        new_state = TrainState(actor, critic, actor_opt, critic_opt, carry, key, state.iteration + 1)
+        return new_state, metrics
+
+    def _flatten(self, actor, data, returns) -> Batch:
+        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), (data, returns))
+        data, returns = flat
+        # pi_old is the actor frozen at the start of the update phase.
+        old_mean, old_log_std = nets.actor_apply(actor["net"], data.obs, self.cfg.log_std_min,
+                                                 self.cfg.log_std_max)
+        return Batch(data.obs, data.action, data.reward, data.terminated, data.truncated, returns,
+                     data.next_features, old_mean, old_log_std)
+
+    def _update(self, state: TrainState, batch: Batch, key):
+        cfg, kernels, tx = self.cfg, self.kernels, self.tx
+        num = batch.obs.shape[0]
+        batch_size, action_size = num // cfg.num_minibatches, batch.action.shape[-1]
+
+        def minibatch(carry, inputs):
+            actor, critic, actor_opt, critic_opt = carry
+            idx, k = inputs
+            mb = jax.tree.map(lambda x: x[idx], batch)
+            with jax.named_scope("update/critic"):
+                (c_loss, c_metrics), c_grad = jax.value_and_grad(critic_loss, has_aux=True)(
+                    critic, mb, kernels, cfg)
+                c_upd, critic_opt = tx.update(c_grad, critic_opt, critic)
+                critic = optax.apply_updates(critic, c_upd)
+            with jax.named_scope("update/actor"):
+                k_noise, k_old = jax.random.split(k)
+                noise = jax.random.normal(k_noise, (batch_size, action_size))
+                old_noise = (jax.random.normal(k_old, (cfg.kl_samples, batch_size, action_size))
+                             if cfg.kl_estimator == "sampled" else None)
+                (a_loss, a_metrics), a_grad = jax.value_and_grad(actor_loss, has_aux=True)(
+                    actor, critic, mb, noise, old_noise, kernels, cfg)
+                a_upd, actor_opt = tx.update(a_grad, actor_opt, actor)
+                actor = optax.apply_updates(actor, a_upd)
+            metrics = {"critic/loss": c_loss, "actor/loss": a_loss,
+                       "critic/grad_norm": optax.global_norm(c_grad),
+                       "actor/grad_norm": optax.global_norm(a_grad), **c_metrics, **a_metrics}
+            return (actor, critic, actor_opt, critic_opt), metrics
+
+        def epoch(carry, k):
+            k_perm, k_mb = jax.random.split(k)
+            perm = jax.random.permutation(k_perm, num).reshape(cfg.num_minibatches, batch_size)
+            return jax.lax.scan(minibatch, carry, (perm, jax.random.split(k_mb, cfg.num_minibatches)))
+
+        carry = (state.actor, state.critic, state.actor_opt, state.critic_opt)
+        carry, metrics = jax.lax.scan(epoch, carry, jax.random.split(key, cfg.num_epochs))
+        return (*carry, jax.tree.map(jnp.mean, metrics))
+
+
+def state_to_arrays(state: TrainState) -> dict[str, np.ndarray]:
+    """Flatten the train state to {path: array} for checkpoints (leaf paths are stable names)."""
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
+
+
+def state_from_arrays(template: TrainState, arrays: dict[str, np.ndarray]) -> TrainState:
+    """Inverse of state_to_arrays, checked leaf by leaf against a freshly initialised template."""
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves = []
+    for path, ref in paths:
+        name = jax.tree_util.keystr(path)
+        if name not in arrays:
+            raise ValueError(f"checkpoint lacks {name}: it was written by a different config or version")
+        arr = arrays[name]
+        if arr.shape != ref.shape or arr.dtype != ref.dtype:
+            raise ValueError(f"checkpoint entry {name} is {arr.dtype}{list(arr.shape)}, expected "
+                             f"{ref.dtype}{list(ref.shape)}: the config differs from the checkpoint's")
+        leaves.append(jnp.asarray(arr))
+    return jax.tree_util.tree_unflatten(treedef, leaves)

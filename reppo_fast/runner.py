@@ -1,0 +1,138 @@
+"""The host loop shared by every framework path: iterations, evaluation, logging, checkpoints, resume.
+
+A framework trainer provides `init_state(seed)`, `iteration(state) -> (state, metrics)`,
+`evaluate(state, seed, iteration) -> float`, and the checkpoint codec `to_arrays` / `from_arrays`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from reppo_fast.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from reppo_fast.config import Config
+from reppo_fast.metrics import MetricsLogger
+from reppo_fast.progress import Progress
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used as asked (holds another run, or has nothing to resume)."""
+
+
+def default_run_dir(cfg: Config) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.env}-{cfg.algo}-{cfg.framework}-s{cfg.seed}-{stamp}"
+
+
+def load_run_config(run_dir: Path) -> Config:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise RunDirError(f"--resume {run_dir}: no config.json there; pass the directory of an earlier run")
+    if not list_checkpoints(Path(run_dir) / "checkpoints"):
+        raise RunDirError(f"--resume {run_dir}: no checkpoint in {run_dir}/checkpoints to resume from")
+    return dataclasses.replace(Config.from_json(path.read_text()), run_dir=str(run_dir))
+
+
+def _build(cfg: Config):
+    """Env, kernels and trainer of the configured framework (imports stay lazy: no jax for torch runs)."""
+    from reppo_fast.envs import make_env
+    from reppo_fast.kernels import bind
+
+    if cfg.framework != "jax":
+        raise NotImplementedError(f"framework={cfg.framework!r}: only the JAX path is built so far; "
+                                  "use --framework jax")
+    from reppo_fast.on_jax import trainer as jt
+
+    kernels = bind(cfg.framework, cfg.kernels, cfg.kernel_overrides)
+    env_kw = {"impl": cfg.env_impl, "episode_length": cfg.episode_length}
+    env = make_env(cfg.env, num_envs=cfg.num_envs, **env_kw)
+    eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, **env_kw)
+    trainer = jt.JaxReppo(cfg, env, eval_env, kernels)
+    trainer.to_arrays, trainer.from_arrays = jt.state_to_arrays, jt.state_from_arrays
+    return trainer, kernels, env
+
+
+def _metadata(cfg: Config, kernels, env) -> dict:
+    import jax
+
+    return {"kernels": dict(kernels.bound), "framework": cfg.framework, "env": env.name,
+            "obs_size": env.obs_size, "action_size": env.action_size,
+            "max_episode_steps": env.max_episode_steps, "jax": jax.__version__,
+            "devices": [str(d) for d in jax.devices()], "python": platform.python_version(),
+            "argv": sys.argv}
+
+
+def run(cfg: Config, resume: bool = False) -> Path:
+    """Train `cfg` (resume=True: continue cfg.run_dir from its newest checkpoint). Returns the run dir."""
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+    ckpt_dir = run_dir / "checkpoints"
+    if not resume and list_checkpoints(ckpt_dir):
+        raise RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                          "or choose another --run-dir")
+    trainer, kernels, env = _build(cfg)
+    state = trainer.init_state(cfg.seed)
+    start, elapsed, last_eval = 0, 0.0, None
+    if resume:
+        arrays, meta = load_checkpoint(list_checkpoints(ckpt_dir)[-1])
+        state = trainer.from_arrays(state, arrays)
+        start, elapsed, last_eval = meta["iteration"], meta["elapsed"], meta["last_eval"]
+        print(f"resuming {run_dir} at iteration {start} ({start * cfg.steps_per_iteration:,} env steps)")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(cfg.to_json())
+        (run_dir / "meta.json").write_text(json.dumps(_metadata(cfg, kernels, env), indent=2))
+    print(f"run dir: {run_dir}  kernels: {dict(kernels.bound)}")
+    logger = MetricsLogger(run_dir, resume=(start, start * cfg.steps_per_iteration) if resume else None)
+    progress = Progress(cfg, start, last_eval)
+    done = start
+
+    def checkpoint():
+        meta = {"iteration": done, "elapsed": elapsed, "last_eval": last_eval}
+        save_checkpoint(ckpt_dir, done, trainer.to_arrays(state), meta)
+
+    pending = None  # metrics of an iteration that ran but is not logged yet
+
+    def log(metrics, t0):
+        nonlocal done, elapsed, pending
+        scalars = {k: float(v) for k, v in metrics.items()}  # the one host sync of an iteration
+        iter_time = time.perf_counter() - t0
+        elapsed += iter_time
+        done, pending = done + 1, None
+        scalars.update({"time/iteration_s": iter_time, "time/elapsed_s": elapsed,
+                        "time/env_steps_per_s": cfg.steps_per_iteration / iter_time})
+        logger.log(done, done * cfg.steps_per_iteration, scalars)
+        return scalars
+
+    try:
+        for _ in range(start, cfg.num_iterations):
+            t0 = time.perf_counter()
+            state, pending = trainer.iteration(state)
+            scalars = log(pending, t0)
+            env_steps = done * cfg.steps_per_iteration
+            if done % cfg.eval_interval == 0 or done == cfg.num_iterations:
+                t_eval = time.perf_counter()
+                last_eval = trainer.evaluate(state, cfg.seed, done)
+                elapsed += time.perf_counter() - t_eval
+                logger.log_eval(done, env_steps, last_eval, elapsed)
+            progress.update(done, scalars, last_eval)
+            if done % cfg.checkpoint_interval == 0:
+                checkpoint()
+    except KeyboardInterrupt:
+        if pending is not None:  # the state already holds that iteration: keep its metrics too
+            log(pending, time.perf_counter())
+        checkpoint()
+        progress.close()
+        logger.close()
+        print(f"\ninterrupted after iteration {done}; checkpoint saved. Continue with: "
+              f"python -m reppo_fast.train --resume {run_dir}")
+        raise
+    checkpoint()
+    progress.close()
+    logger.close()
+    print(f"done: {done * cfg.steps_per_iteration:,} env steps in {elapsed:.0f} s; "
+          f"final eval return {last_eval}; run dir {run_dir}")
+    return run_dir

@@ -1,0 +1,66 @@
+"""The explicit kernel binding: choices, overrides, errors, and lazy imports."""
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from reppo_fast import kernels
+from reppo_fast.kernels import binding
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+@pytest.mark.parametrize("backend", ["reference", "auto"])
+def test_bind_reference(framework, backend):
+    reference = importlib.import_module(f"reppo_fast.kernels.reference_{framework}")
+    bound = kernels.bind(framework, backend)
+    assert isinstance(bound, kernels.KernelSet) and bound.framework == framework
+    assert bound.bound == {op: "reference" for op in kernels.OPS}  # "auto" is resolved, never recorded
+    for name in ("tanh_normal", "hl_gauss_ce", "hl_gauss_decode", "hl_gauss_hist", "lambda_returns"):
+        assert getattr(bound, name) is getattr(reference, name)
+
+
+def test_overrides_apply_per_op():
+    bound = kernels.bind("torch", "reference", overrides={"lambda_returns": "auto"})
+    assert bound.bound["lambda_returns"] == "reference"
+    with pytest.raises(kernels.KernelUnavailableError, match="Triton kernels are not built yet"):
+        kernels.bind("torch", "reference", overrides={"hl_gauss_ce": "triton"})
+
+
+@pytest.mark.parametrize("framework,backend,name",
+                         [("jax", "pallas", "Pallas"), ("torch", "triton", "Triton")])
+def test_fast_backends_are_not_built_yet(framework, backend, name):
+    with pytest.raises(kernels.KernelUnavailableError, match=f"the {name} kernels are not built yet; "
+                                                             "use backend='reference'"):
+        kernels.bind(framework, backend)
+
+
+@pytest.mark.parametrize("args,match", [
+    (("tensorflow", "auto", None), r"unknown framework 'tensorflow'.*\('jax', 'torch'\)"),
+    (("jax", "triton", None), r"unknown backend 'triton'.*\('auto', 'reference', 'pallas'\)"),
+    (("torch", "cuda", None), r"unknown backend 'cuda'.*\('auto', 'reference', 'triton'\)"),
+    (("torch", "auto", {"hl_gauss_decode": "reference"}), r"unknown op 'hl_gauss_decode'.*tanh_normal"),
+    (("jax", "auto", {"tanh_normal": "triton"}), r"unknown backend 'triton' for op 'tanh_normal'.*pallas"),
+])
+def test_unknown_names_raise_value_error_listing_choices(args, match):
+    with pytest.raises(ValueError, match=match):
+        kernels.validate_choice(*args)
+    with pytest.raises(ValueError, match=match):
+        kernels.bind(*args)
+
+
+def test_import_error_is_reported_not_swallowed(monkeypatch):
+    key = ("torch", "reference", "tanh_normal")
+    monkeypatch.setitem(binding._MODULES, key, "reppo_fast.kernels.no_such_module")
+    with pytest.raises(kernels.KernelUnavailableError, match=r"'reference'.*no_such_module") as info:
+        kernels.bind("torch", "reference")
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_importing_the_package_and_validating_loads_no_framework():
+    code = ("import sys, reppo_fast.kernels as k;"
+            "k.validate_choice('torch', 'triton', {'lambda_returns': 'auto'});"
+            "print(sorted(m for m in ('torch', 'jax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
