@@ -30,7 +30,7 @@ class Config:
     kernels: str = "auto"
     """Kernel backend for the hot ops: `auto`, `reference`, `pallas` (jax) or `triton` (torch)."""
     kernel_overrides: dict[str, str] = field(default_factory=dict)
-    """Per-op backend overrides, e.g. `lambda_returns=reference`."""
+    """Per-op backend overrides, e.g. `--kernel-overrides lambda_returns reference`."""
     seed: int = 0
     """Random seed (network init, env resets, sampling)."""
     total_steps: int = 50_000_000
@@ -48,7 +48,9 @@ class Config:
     env_impl: str = "jax"
     """mujoco_playground physics implementation (`jax` is 3-30x faster than `warp` on CPU)."""
     episode_length: int | None = None
-    """Override the env's episode length (time limit) in steps; default: the env's own."""
+    """Time limit of TRAINING episodes in steps (default: the env's own). Time limits bootstrap from the
+    true next observation, so a shorter one leaves the discounted objective unchanged but restarts
+    episodes more often. Evaluation always plays the env's full episodes."""
 
     # --- data ----------------------------------------------------------------------------------------
     num_envs: int = 1024

@@ -48,9 +48,9 @@ def _build(cfg: Config):
     from reppo_fast.on_jax import trainer as jt
 
     kernels = bind(cfg.framework, cfg.kernels, cfg.kernel_overrides)
-    env_kw = {"impl": cfg.env_impl, "episode_length": cfg.episode_length}
-    env = make_env(cfg.env, num_envs=cfg.num_envs, **env_kw)
-    eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, **env_kw)
+    env = make_env(cfg.env, num_envs=cfg.num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length)
+    # Evaluation always plays the env's own full episodes, whatever the training time limit.
+    eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl)
     trainer = jt.JaxReppo(cfg, env, eval_env, kernels)
     trainer.to_arrays, trainer.from_arrays = jt.state_to_arrays, jt.state_from_arrays
     return trainer, kernels, env

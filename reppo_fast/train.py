@@ -41,11 +41,11 @@ def _strip_resume(argv: list[str]) -> list[str]:
 
 def parse_args(argv: list[str]) -> tuple[Config, bool]:
     """Config from the command line; True when resuming. Raises ConfigError-like errors on bad input."""
-    from reppo_fast.envs.names import resolve_env
+    from reppo_fast.envs.names import describe_names, resolve_env
     from reppo_fast.runner import load_run_config
 
     pre = _preparse(argv)
-    desc = __doc__
+    desc = f"{__doc__}\nEnvironments:\n{describe_names()}"
     if pre.resume is not None:
         saved = load_run_config(pre.resume)
         cfg = tyro.cli(Config, default=saved, args=_strip_resume(argv), description=desc)
@@ -67,7 +67,7 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from reppo_fast.envs.names import UnknownEnvError
+    from reppo_fast.envs.names import UnknownEnvError, UnsupportedEnvError
     from reppo_fast.kernels import KernelUnavailableError
     from reppo_fast.runner import RunDirError, run
 
@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, resume = parse_args(argv)
         run(cfg, resume=resume)
-    except (ConfigError, UnknownEnvError, RunDirError, KernelUnavailableError, NotImplementedError) as err:
+    except (ConfigError, UnknownEnvError, UnsupportedEnvError, RunDirError, KernelUnavailableError,
+            NotImplementedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

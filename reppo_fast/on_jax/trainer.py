@@ -15,7 +15,7 @@ import optax
 
 from reppo_fast.on_jax import networks as nets
 from reppo_fast.on_jax.losses import Batch, actor_loss, critic_loss
-from reppo_fast.on_jax.normalizer import NormState, norm_init
+from reppo_fast.on_jax.normalizer import norm_init
 from reppo_fast.on_jax.rollout import RolloutCarry, evaluate, rollout
 
 
@@ -117,8 +117,8 @@ class JaxReppo:
                 a_upd, actor_opt = tx.update(a_grad, actor_opt, actor)
                 actor = optax.apply_updates(actor, a_upd)
             metrics = {"critic/loss": c_loss, "actor/loss": a_loss,
-                       "critic/grad_norm": optax.global_norm(c_grad),
-                       "actor/grad_norm": optax.global_norm(a_grad), **c_metrics, **a_metrics}
+                       "critic/grad_norm": optax.tree.norm(c_grad),
+                       "actor/grad_norm": optax.tree.norm(a_grad), **c_metrics, **a_metrics}
             return (actor, critic, actor_opt, critic_opt), metrics
 
         def epoch(carry, k):
