@@ -1,7 +1,8 @@
 """The host loop shared by every framework path: iterations, evaluation, logging, checkpoints, resume.
 
 A framework trainer provides `init_state(seed)`, `iteration(state) -> (state, metrics)`,
-`evaluate(state, seed, iteration) -> float`, and the checkpoint codec `to_arrays` / `from_arrays`.
+`evaluate(state, seed, iteration) -> float`, `describe() -> dict` (versions, devices) and the checkpoint
+codec `to_arrays(state)` / `from_arrays(template, arrays)`.
 """
 
 from __future__ import annotations
@@ -51,19 +52,14 @@ def _build(cfg: Config):
     env = make_env(cfg.env, num_envs=cfg.num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length)
     # Evaluation always plays the env's own full episodes, whatever the training time limit.
     eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl)
-    trainer = jt.JaxReppo(cfg, env, eval_env, kernels)
-    trainer.to_arrays, trainer.from_arrays = jt.state_to_arrays, jt.state_from_arrays
-    return trainer, kernels, env
+    return jt.JaxReppo(cfg, env, eval_env, kernels), kernels, env
 
 
-def _metadata(cfg: Config, kernels, env) -> dict:
-    import jax
-
+def _metadata(cfg: Config, trainer, kernels, env) -> dict:
     return {"kernels": dict(kernels.bound), "framework": cfg.framework, "env": env.name,
             "obs_size": env.obs_size, "action_size": env.action_size,
-            "max_episode_steps": env.max_episode_steps, "jax": jax.__version__,
-            "devices": [str(d) for d in jax.devices()], "python": platform.python_version(),
-            "argv": sys.argv}
+            "max_episode_steps": env.max_episode_steps, **trainer.describe(),
+            "python": platform.python_version(), "argv": sys.argv}
 
 
 def run(cfg: Config, resume: bool = False) -> Path:
@@ -84,7 +80,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(cfg.to_json())
-        (run_dir / "meta.json").write_text(json.dumps(_metadata(cfg, kernels, env), indent=2))
+        (run_dir / "meta.json").write_text(json.dumps(_metadata(cfg, trainer, kernels, env), indent=2))
     print(f"run dir: {run_dir}  kernels: {dict(kernels.bound)}")
     logger = MetricsLogger(run_dir, resume=(start, start * cfg.steps_per_iteration) if resume else None)
     progress = Progress(cfg, start, last_eval)

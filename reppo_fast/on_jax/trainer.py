@@ -58,6 +58,18 @@ class JaxReppo:
         return TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
                           jnp.zeros((), jnp.int32))
 
+    def describe(self) -> dict:
+        """Framework facts for the run metadata."""
+        return {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}
+
+    @staticmethod
+    def to_arrays(state: TrainState) -> dict[str, np.ndarray]:
+        return state_to_arrays(state)
+
+    @staticmethod
+    def from_arrays(template: TrainState, arrays: dict[str, np.ndarray]) -> TrainState:
+        return state_from_arrays(template, arrays)
+
     def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
         """Deterministic eval on fresh envs; the key depends only on (seed, iteration): resumable."""
         key = jax.random.fold_in(jax.random.PRNGKey(seed ^ 0x5EED), iteration)
