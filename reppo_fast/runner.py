@@ -62,6 +62,21 @@ def _metadata(cfg: Config, trainer, kernels, env) -> dict:
             "python": platform.python_version(), "argv": sys.argv}
 
 
+def _start(cfg: Config, run_dir: Path, trainer, kernels, env, resume: bool):
+    """A fresh state with the run directory written, or the newest checkpoint's.
+    Returns (state, iterations done, elapsed seconds, last eval return)."""
+    state = trainer.init_state(cfg.seed)
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(cfg.to_json())
+        (run_dir / "meta.json").write_text(json.dumps(_metadata(cfg, trainer, kernels, env), indent=2))
+        return state, 0, 0.0, None
+    arrays, meta = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
+    start = meta["iteration"]
+    print(f"resuming {run_dir} at iteration {start} ({start * cfg.steps_per_iteration:,} env steps)")
+    return trainer.from_arrays(state, arrays), start, meta["elapsed"], meta["last_eval"]
+
+
 def run(cfg: Config, resume: bool = False) -> Path:
     """Train `cfg` (resume=True: continue cfg.run_dir from its newest checkpoint). Returns the run dir."""
     run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
@@ -70,17 +85,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
         raise RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                           "or choose another --run-dir")
     trainer, kernels, env = _build(cfg)
-    state = trainer.init_state(cfg.seed)
-    start, elapsed, last_eval = 0, 0.0, None
-    if resume:
-        arrays, meta = load_checkpoint(list_checkpoints(ckpt_dir)[-1])
-        state = trainer.from_arrays(state, arrays)
-        start, elapsed, last_eval = meta["iteration"], meta["elapsed"], meta["last_eval"]
-        print(f"resuming {run_dir} at iteration {start} ({start * cfg.steps_per_iteration:,} env steps)")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(cfg.to_json())
-        (run_dir / "meta.json").write_text(json.dumps(_metadata(cfg, trainer, kernels, env), indent=2))
+    state, start, elapsed, last_eval = _start(cfg, run_dir, trainer, kernels, env, resume)
     print(f"run dir: {run_dir}  kernels: {dict(kernels.bound)}")
     logger = MetricsLogger(run_dir, resume=(start, start * cfg.steps_per_iteration) if resume else None)
     progress = Progress(cfg, start, last_eval)
