@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from reppo_fast.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from reppo_fast.config import Config
+from reppo_fast.config import Config, ConfigError
 from reppo_fast.metrics import MetricsLogger
 from reppo_fast.progress import Progress
 
@@ -39,20 +39,42 @@ def load_run_config(run_dir: Path) -> Config:
 
 
 def _build(cfg: Config):
-    """Env, kernels and trainer of the configured framework (imports stay lazy: no jax for torch runs)."""
-    from reppo_fast.envs import make_env
+    """Env, kernels and trainer of the configured framework (imports stay lazy: no jax for torch runs).
+    Returns (cfg with gamma resolved, trainer, kernels, env)."""
     from reppo_fast.kernels import bind
 
-    if cfg.framework != "jax":
-        raise NotImplementedError(f"framework={cfg.framework!r}: only the JAX path is built so far; "
-                                  "use --framework jax")
-    from reppo_fast.on_jax import trainer as jt
-
     kernels = bind(cfg.framework, cfg.kernels, cfg.kernel_overrides)
+    if cfg.framework == "torch":
+        import torch
+
+        from reppo_fast.envs import make_torch_env
+        from reppo_fast.on_torch.trainer import TorchReppo
+
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        env = make_torch_env(cfg.env, num_envs=cfg.num_envs, device=device, impl=cfg.env_impl,
+                             episode_length=cfg.episode_length)
+        cfg = _resolve_gamma(cfg, env)
+        # Evaluation always plays the env's own full episodes, whatever the training time limit.
+        eval_env = make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=device, impl=cfg.env_impl)
+        return cfg, TorchReppo(cfg, env, eval_env, kernels, device), kernels, env
+    from reppo_fast.envs import make_env
+    from reppo_fast.on_jax.trainer import JaxReppo
+
     env = make_env(cfg.env, num_envs=cfg.num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length)
-    # Evaluation always plays the env's own full episodes, whatever the training time limit.
+    cfg = _resolve_gamma(cfg, env)
     eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl)
-    return jt.JaxReppo(cfg, env, eval_env, kernels), kernels, env
+    return cfg, JaxReppo(cfg, env, eval_env, kernels), kernels, env
+
+
+def _resolve_gamma(cfg: Config, env) -> Config:
+    """gamma None: 1 - 10 / max_episode_steps (the paper's rule for ManiSkill)."""
+    if cfg.gamma is not None:
+        return cfg
+    gamma = 1.0 - 10.0 / env.max_episode_steps
+    if not 0.0 < gamma < 1.0:
+        raise ConfigError(f"gamma: 1 - 10/max_episode_steps = {gamma:.3f} is not in (0, 1) for "
+                          f"{env.max_episode_steps}-step episodes; pass --gamma explicitly")
+    return dataclasses.replace(cfg, gamma=gamma)
 
 
 def _metadata(cfg: Config, trainer, kernels, env) -> dict:
@@ -84,7 +106,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
     if not resume and list_checkpoints(ckpt_dir):
         raise RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                           "or choose another --run-dir")
-    trainer, kernels, env = _build(cfg)
+    cfg, trainer, kernels, env = _build(cfg)
     state, start, elapsed, last_eval = _start(cfg, run_dir, trainer, kernels, env, resume)
     print(f"run dir: {run_dir}  kernels: {dict(kernels.bound)}")
     logger = MetricsLogger(run_dir, resume=(start, start * cfg.steps_per_iteration) if resume else None)

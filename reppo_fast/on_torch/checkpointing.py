@@ -1,0 +1,67 @@
+"""The torch TrainState as named numpy arrays for reppo_fast.checkpoint, and back.
+
+Names: `actor.<param>`, `critic.<param>`, `actor_opt.<param index>.<exp_avg|exp_avg_sq|step>`, `norm.<field>`,
+`ep_return`, `generator` (the RNG state bytes), `env.<key>` (the env's own state_dict), `iteration`.
+Optimiser hyper-parameters are not saved: they come from the run's config.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from reppo_fast.on_torch.normalizer import NormState
+from reppo_fast.on_torch.rollout import RolloutCarry
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def state_arrays(state) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for prefix, module in (("actor", state.actor), ("critic", state.critic)):
+        out.update({f"{prefix}.{k}": _np(v) for k, v in module.state_dict().items()})
+    for prefix, opt in (("actor_opt", state.actor_opt), ("critic_opt", state.critic_opt)):
+        for index, slots in opt.state_dict()["state"].items():
+            out.update({f"{prefix}.{index}.{k}": _np(torch.as_tensor(v)) for k, v in slots.items()})
+    out.update({f"norm.{k}": _np(v) for k, v in state.rollout.norm._asdict().items()})
+    out["ep_return"] = _np(state.rollout.ep_return)
+    out["generator"] = _np(state.generator.get_state())
+    out.update({f"env.{k}": np.asarray(v) for k, v in state.env.state_dict().items()})
+    out["iteration"] = np.asarray(state.iteration, np.int64)
+    return out
+
+
+def _take(arrays: dict, name: str, like: torch.Tensor) -> torch.Tensor:
+    if name not in arrays:
+        raise ValueError(f"checkpoint lacks {name}: it was written by a different config or version")
+    value = torch.as_tensor(arrays[name])
+    if value.shape != like.shape:
+        raise ValueError(f"checkpoint entry {name} has shape {list(value.shape)}, expected {list(like.shape)}: "
+                         "the config differs from the checkpoint's")
+    return value.to(device=like.device, dtype=like.dtype)
+
+
+@torch.no_grad()
+def load_state_arrays(state, arrays: dict[str, np.ndarray]):
+    """Load `arrays` into a freshly initialised `state` in place (checked name by name) and return it."""
+    for prefix, module in (("actor", state.actor), ("critic", state.critic)):
+        module.load_state_dict({k: _take(arrays, f"{prefix}.{k}", v) for k, v in module.state_dict().items()})
+    for prefix, opt, module in (("actor_opt", state.actor_opt, state.actor),
+                                ("critic_opt", state.critic_opt, state.critic)):
+        saved = opt.state_dict()
+        params = list(module.parameters())
+        slots = {}
+        for index in range(len(params)):
+            keys = sorted({k.rsplit(".", 1)[1] for k in arrays if k.startswith(f"{prefix}.{index}.")})
+            if keys:
+                slots[index] = {k: torch.as_tensor(arrays[f"{prefix}.{index}.{k}"]).to(params[index].device)
+                                for k in keys}
+        opt.load_state_dict({"state": slots, "param_groups": saved["param_groups"]})
+    norm = NormState(*(_take(arrays, f"norm.{k}", v) for k, v in state.rollout.norm._asdict().items()))
+    state.rollout = RolloutCarry(norm, _take(arrays, "ep_return", state.rollout.ep_return))
+    state.generator.set_state(torch.as_tensor(arrays["generator"]))
+    state.env.load_state_dict({k[len("env."):]: v for k, v in arrays.items() if k.startswith("env.")})
+    state.iteration = int(arrays["iteration"])
+    return state

@@ -1,0 +1,139 @@
+"""Actor and critic networks in PyTorch, mirroring reppo_fast.on_jax.networks name for name.
+
+The JAX params `{"blocks": [...], "out": ...}` map to these modules' attributes; `load_jax_params` copies
+a JAX parameter tree in (JAX `w` is [fan_in, fan_out], nn.Linear's weight its transpose). Every hidden
+block is Linear -> RMSNorm -> SiLU, and the initialisation is nn.Linear's default, as on the JAX side.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+RMS_EPS = 1e-6
+Q_BIAS_SCALE = 40.0  # the Q head's output bias starts at 40 * hist(0): the untrained critic says Q ~ 0
+
+
+class Block(nn.Module):
+    """Linear -> RMSNorm (learned scale) -> SiLU."""
+
+    def __init__(self, fan_in: int, fan_out: int):
+        super().__init__()
+        self.linear = nn.Linear(fan_in, fan_out)
+        self.scale = nn.Parameter(torch.ones(fan_out))
+
+    def forward(self, x):
+        return F.silu(rms_norm(self.scale, self.linear(x)))
+
+
+def rms_norm(scale, x):
+    """x / sqrt(mean(x^2) + eps) * scale over the last axis."""
+    return x * torch.rsqrt(x.square().mean(dim=-1, keepdim=True) + RMS_EPS) * scale
+
+
+class ActorNet(nn.Module):
+    """obs [..., O] -> (mean, log_std), each [..., A]."""
+
+    def __init__(self, obs_size: int, action_size: int, hidden: int, layers: int):
+        super().__init__()
+        sizes = [obs_size] + [hidden] * layers
+        self.blocks = nn.ModuleList(Block(sizes[i], sizes[i + 1]) for i in range(layers))
+        self.out = nn.Linear(hidden, 2 * action_size)
+
+
+class Actor(nn.Module):
+    """The policy network plus the two Lagrange multipliers it trains (JAX: {"net", "log_alpha", "log_beta"})."""
+
+    def __init__(self, net: ActorNet, alpha_init: float, beta_init: float):
+        super().__init__()
+        self.net = net
+        self.log_alpha = nn.Parameter(torch.tensor(float(alpha_init)).log())
+        self.log_beta = nn.Parameter(torch.tensor(float(beta_init)).log())
+
+
+class Critic(nn.Module):
+    """HL-Gauss Q critic with the self-predictive head (spec section 5)."""
+
+    def __init__(self, obs_size: int, action_size: int, hidden: int, q_out_bias: torch.Tensor):
+        super().__init__()
+        num_bins = q_out_bias.shape[-1]
+        self.enc_in = Block(obs_size + action_size, hidden)
+        self.enc_out = nn.Linear(hidden, hidden)
+        self.q_hidden = Block(hidden, hidden)
+        self.q_out = nn.Linear(hidden, num_bins)
+        self.pred_hidden = Block(hidden, hidden)
+        self.pred_out = nn.Linear(hidden, hidden + 1)
+        with torch.no_grad():
+            self.q_out.bias.copy_(Q_BIAS_SCALE * q_out_bias)
+
+
+def init_actor(obs_size: int, action_size: int, hidden: int, layers: int, alpha_init: float,
+               beta_init: float) -> Actor:
+    return Actor(ActorNet(obs_size, action_size, hidden, layers), alpha_init, beta_init)
+
+
+def init_critic(obs_size: int, action_size: int, hidden: int, q_out_bias: torch.Tensor) -> Critic:
+    return Critic(obs_size, action_size, hidden, q_out_bias)
+
+
+def actor_apply(net: ActorNet, obs, log_std_min=None, log_std_max=None):
+    """obs [..., O] -> (mean, log_std), each [..., A]. The reference applies no log_std bound."""
+    x = obs
+    for block in net.blocks:
+        x = block(x)
+    mean, log_std = net.out(x).chunk(2, dim=-1)
+    if log_std_min is not None or log_std_max is not None:
+        log_std = log_std.clamp(log_std_min, log_std_max)
+    return mean, log_std
+
+
+def critic_encode(critic: Critic, obs, action):
+    """concat(obs, action) [..., O+A] -> features z [..., H]."""
+    return critic.enc_out(critic.enc_in(torch.cat([obs, action], dim=-1)))
+
+
+def critic_q_logits(critic: Critic, z):
+    """features z [..., H] -> HL-Gauss logits [..., K]."""
+    return critic.q_out(critic.q_hidden(F.silu(z)))
+
+
+def critic_predict(critic: Critic, z):
+    """features z [..., H] -> (predicted next features [..., H], predicted reward [...])."""
+    out = critic.pred_out(critic.pred_hidden(F.silu(z)))
+    return out[..., :-1], out[..., -1]
+
+
+# --- parity with the JAX path -----------------------------------------------------------------------
+
+def _copy_linear(linear: nn.Linear, p) -> None:
+    linear.weight.copy_(torch.as_tensor(_np(p["w"])).T)
+    linear.bias.copy_(torch.as_tensor(_np(p["b"])))
+
+
+def _copy_block(block: Block, p) -> None:
+    _copy_linear(block.linear, p["linear"])
+    block.scale.copy_(torch.as_tensor(_np(p["scale"])))
+
+
+def _np(x):
+    import numpy as np
+
+    return np.asarray(x)
+
+
+@torch.no_grad()
+def load_jax_params(actor: Actor | None = None, jax_actor=None, critic: Critic | None = None,
+                    jax_critic=None) -> None:
+    """Copy JAX parameter trees (reppo_fast.on_jax.networks layout) into these modules in place."""
+    if actor is not None:
+        for block, p in zip(actor.net.blocks, jax_actor["net"]["blocks"], strict=True):
+            _copy_block(block, p)
+        _copy_linear(actor.net.out, jax_actor["net"]["out"])
+        actor.log_alpha.copy_(torch.as_tensor(_np(jax_actor["log_alpha"])))
+        actor.log_beta.copy_(torch.as_tensor(_np(jax_actor["log_beta"])))
+    if critic is not None:
+        for name in ("enc_in", "q_hidden", "pred_hidden"):
+            _copy_block(getattr(critic, name), jax_critic[name])
+        for name in ("enc_out", "q_out", "pred_out"):
+            _copy_linear(getattr(critic, name), jax_critic[name])

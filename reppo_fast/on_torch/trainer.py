@@ -1,0 +1,148 @@
+"""REPPO on the PyTorch path: the twin of on_jax.trainer with the same host-loop interface.
+
+Per iteration: rollout, lambda-returns, then epochs x minibatches of `update_step` (critic step, then actor
+step with the just-updated critic). `update_step` and the acting functions are pure tensor code with no
+.item() and no host sync, so torch.compile (and, on CUDA, graph capture) can take them whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from reppo_fast.on_torch import networks as nets
+from reppo_fast.on_torch.checkpointing import load_state_arrays, state_arrays
+from reppo_fast.on_torch.losses import Batch, actor_loss, critic_loss
+from reppo_fast.on_torch.normalizer import norm_init
+from reppo_fast.on_torch.rollout import RolloutCarry, act, bootstrap, evaluate, rollout
+
+
+@dataclass
+class TrainState:
+    actor: nets.Actor
+    critic: nets.Critic
+    actor_opt: torch.optim.Adam
+    critic_opt: torch.optim.Adam
+    rollout: RolloutCarry
+    generator: torch.Generator  # policy and minibatch noise
+    env: object                 # the TorchVecEnv (stateful; checkpointed through its state_dict)
+    iteration: int = 0
+
+
+def clip_grads_(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """optax.clip_by_global_norm in place: g *= max_norm / max(||g||, max_norm). Returns ||g||."""
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    torch._foreach_mul_(grads, max_norm / torch.clamp(norm, min=max_norm))
+    return norm
+
+
+def _step(loss, params, opt, max_norm):
+    grads = list(torch.autograd.grad(loss, params))
+    norm = clip_grads_(grads, max_norm)
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
+    return norm
+
+
+class TorchReppo:
+    """Holds config, envs and kernels; `iteration` mutates the TrainState in place and returns it."""
+
+    def __init__(self, cfg, env, eval_env, kernels, device):
+        self.cfg, self.env, self.eval_env, self.kernels, self.device = cfg, env, eval_env, kernels, device
+        compile_on = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+        # The update step calls autograd.grad and the optimiser: dynamo may break the graph there, so it
+        # is compiled without fullgraph; acting is plain tensor code and must compile whole.
+        self.update_step = torch.compile(self._update_step) if compile_on else self._update_step
+        self.act = torch.compile(act, fullgraph=True) if compile_on else act
+        self.bootstrap = torch.compile(bootstrap, fullgraph=True) if compile_on else bootstrap
+        self.compiled = compile_on
+
+    def describe(self) -> dict:
+        return {"torch": torch.__version__, "device": str(self.device), "compiled": self.compiled}
+
+    def init_state(self, seed: int) -> TrainState:
+        cfg, env, device = self.cfg, self.env, self.device
+        torch.manual_seed(seed)  # network initialisation
+        hist0 = self.kernels.hl_gauss_hist(torch.zeros(1), num_bins=cfg.num_bins, v_min=cfg.v_min,
+                                           v_max=cfg.v_max, sigma_ratio=cfg.sigma_ratio)[0]
+        actor = nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers,
+                                cfg.alpha_init, cfg.beta_init).to(device)
+        critic = nets.init_critic(env.obs_size, env.action_size, cfg.critic_hidden, hist0).to(device)
+        capturable = device.type == "cuda"
+        lr = torch.tensor(cfg.lr, device=device) if capturable else cfg.lr
+        actor_opt = torch.optim.Adam(actor.parameters(), lr=lr, capturable=capturable)
+        critic_opt = torch.optim.Adam(critic.parameters(), lr=lr, capturable=capturable)
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed)
+        env.reset(seed)
+        carry = RolloutCarry(norm_init(env.obs_size, device), torch.zeros(env.num_envs, device=device))
+        return TrainState(actor, critic, actor_opt, critic_opt, carry, generator, env)
+
+    def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
+        """Deterministic eval on fresh envs; the seed depends only on (seed, iteration): resumable."""
+        return evaluate(state.actor, state.rollout.norm, self.eval_env, (seed ^ 0x5EED) * 100_003 + iteration,
+                        self.cfg)
+
+    @staticmethod
+    def to_arrays(state: TrainState) -> dict[str, np.ndarray]:
+        return state_arrays(state)
+
+    @staticmethod
+    def from_arrays(template: TrainState, arrays: dict[str, np.ndarray]) -> TrainState:
+        return load_state_arrays(template, arrays)
+
+    def iteration(self, state: TrainState):
+        cfg, kernels = self.cfg, self.kernels
+        carry, data, stats = rollout(state.actor, state.critic, state.rollout, self.env, state.generator,
+                                     kernels, cfg, self.act, self.bootstrap)
+        returns = kernels.lambda_returns(data.soft_reward, data.next_value, data.terminated, data.truncated,
+                                         gamma=cfg.gamma, lmbda=cfg.lmbda)
+        batch = self._flatten(state.actor, data, returns)
+        metrics = self._update(state, batch)
+        episodes = stats["episodes"].clamp(min=1)
+        metrics.update({"train/episode_return": stats["episode_return_sum"] / episodes,
+                        "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
+                        "train/reward": data.reward.mean(), "train/returns": returns.mean(),
+                        **self.env.episode_metrics()})
+        state.rollout, state.iteration = carry, state.iteration + 1
+        return state, metrics
+
+    @torch.no_grad()
+    def _flatten(self, actor, data, returns) -> Batch:
+        flat = [x.reshape((-1,) + x.shape[2:]) for x in (*data, returns)]
+        obs, action, reward, _, terminated, truncated, _, next_features, returns = flat
+        # pi_old is the actor frozen at the start of the update phase.
+        old_mean, old_log_std = nets.actor_apply(actor.net, obs, self.cfg.log_std_min, self.cfg.log_std_max)
+        return Batch(obs, action, reward, terminated, truncated, returns, next_features, old_mean, old_log_std)
+
+    def _update(self, state: TrainState, batch: Batch) -> dict:
+        cfg = self.cfg
+        num = batch.obs.shape[0]
+        size, action_size = num // cfg.num_minibatches, batch.action.shape[-1]
+        kl_samples = cfg.kl_samples if cfg.kl_estimator == "sampled" else 0
+        history = []
+        for _ in range(cfg.num_epochs):
+            perm = torch.randperm(num, device=self.device, generator=state.generator)
+            for i in range(cfg.num_minibatches):
+                idx = perm[i * size:(i + 1) * size]
+                mb = Batch(*(x[idx] for x in batch))
+                noise = torch.randn(1 + kl_samples, size, action_size, device=self.device,
+                                    generator=state.generator)
+                history.append(self.update_step(state, mb, noise))
+        return {k: torch.stack([h[k] for h in history]).mean() for k in history[0]}
+
+    def _update_step(self, state: TrainState, mb: Batch, noise: torch.Tensor) -> dict:
+        """One critic step then one actor step; noise [1+S, B, A]: the action draw, then the KL draws."""
+        cfg, kernels = self.cfg, self.kernels
+        critic_params = list(state.critic.parameters())
+        c_loss, c_metrics = critic_loss(state.critic, mb, kernels, cfg)
+        c_norm = _step(c_loss, critic_params, state.critic_opt, cfg.max_grad_norm)
+        actor_params = list(state.actor.parameters())
+        old_noise = noise[1:] if cfg.kl_estimator == "sampled" else None
+        a_loss, a_metrics = actor_loss(state.actor, state.critic, mb, noise[0], old_noise, kernels, cfg)
+        a_norm = _step(a_loss, actor_params, state.actor_opt, cfg.max_grad_norm)
+        return {"critic/loss": c_loss.detach(), "actor/loss": a_loss.detach(), "critic/grad_norm": c_norm,
+                "actor/grad_norm": a_norm, **c_metrics, **a_metrics}
