@@ -120,6 +120,11 @@ class Config:
     compile: Literal["auto", "on", "off"] = "auto"
     """torch.compile the update step and the acting policy: `auto` = on for CUDA, off on CPU (where
     compiling costs more than it saves at these sizes)."""
+    cuda_graphs: bool = True
+    """On CUDA with compile on: capture the update step and acting in CUDA graphs
+    (torch.compile mode `reduce-overhead`), so the GPU is not left waiting on Python launches."""
+    bf16: bool = False
+    """bf16 autocast for the networks in the update step (off until a parity run shows it is safe)."""
 
     @property
     def batch_size(self) -> int:

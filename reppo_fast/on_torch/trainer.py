@@ -53,15 +53,18 @@ class TorchReppo:
     def __init__(self, cfg, env, eval_env, kernels, device):
         self.cfg, self.env, self.eval_env, self.kernels, self.device = cfg, env, eval_env, kernels, device
         compile_on = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+        # reduce-overhead = CUDA-graph trees: static shapes and no host syncs make the whole step capturable.
+        mode = "reduce-overhead" if cfg.cuda_graphs and device.type == "cuda" else None
         # The update step calls autograd.grad and the optimiser: dynamo may break the graph there, so it
         # is compiled without fullgraph; acting is plain tensor code and must compile whole.
-        self.update_step = torch.compile(self._update_step) if compile_on else self._update_step
-        self.act = torch.compile(act, fullgraph=True) if compile_on else act
-        self.bootstrap = torch.compile(bootstrap, fullgraph=True) if compile_on else bootstrap
-        self.compiled = compile_on
+        self.update_step = torch.compile(self._update_step, mode=mode) if compile_on else self._update_step
+        self.act = torch.compile(act, fullgraph=True, mode=mode) if compile_on else act
+        self.bootstrap = torch.compile(bootstrap, fullgraph=True, mode=mode) if compile_on else bootstrap
+        self.compiled, self.mode = compile_on, mode
 
     def describe(self) -> dict:
-        return {"torch": torch.__version__, "device": str(self.device), "compiled": self.compiled}
+        return {"torch": torch.__version__, "device": str(self.device), "compiled": self.compiled,
+                "compile_mode": self.mode, "bf16": self.cfg.bf16}
 
     def init_state(self, seed: int) -> TrainState:
         cfg, env, device = self.cfg, self.env, self.device
@@ -137,12 +140,13 @@ class TorchReppo:
     def _update_step(self, state: TrainState, mb: Batch, noise: torch.Tensor) -> dict:
         """One critic step then one actor step; noise [1+S, B, A]: the action draw, then the KL draws."""
         cfg, kernels = self.cfg, self.kernels
-        critic_params = list(state.critic.parameters())
-        c_loss, c_metrics = critic_loss(state.critic, mb, kernels, cfg)
-        c_norm = _step(c_loss, critic_params, state.critic_opt, cfg.max_grad_norm)
-        actor_params = list(state.actor.parameters())
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+        with autocast:
+            c_loss, c_metrics = critic_loss(state.critic, mb, kernels, cfg)
+        c_norm = _step(c_loss, list(state.critic.parameters()), state.critic_opt, cfg.max_grad_norm)
         old_noise = noise[1:] if cfg.kl_estimator == "sampled" else None
-        a_loss, a_metrics = actor_loss(state.actor, state.critic, mb, noise[0], old_noise, kernels, cfg)
-        a_norm = _step(a_loss, actor_params, state.actor_opt, cfg.max_grad_norm)
+        with autocast:
+            a_loss, a_metrics = actor_loss(state.actor, state.critic, mb, noise[0], old_noise, kernels, cfg)
+        a_norm = _step(a_loss, list(state.actor.parameters()), state.actor_opt, cfg.max_grad_norm)
         return {"critic/loss": c_loss.detach(), "actor/loss": a_loss.detach(), "critic/grad_norm": c_norm,
                 "actor/grad_norm": a_norm, **c_metrics, **a_metrics}
