@@ -21,8 +21,9 @@ class Config:
     env: str = "HumanoidRun"
     """Environment: a DM Control task name (e.g. HumanoidRun, CartpoleBalance), a short alias
     (Humanoid, Walker, Cheetah, ...), or ToyPointMass (a tiny analytic test env)."""
-    preset: Literal["auto", "dmc", "maniskill", "cpu"] = "auto"
-    """Hyper-parameter preset: `auto` picks the env's suite preset; `cpu` is small and quick for CPU runs."""
+    preset: Literal["auto", "dmc", "maniskill", "maniskill_cpu", "cpu"] = "auto"
+    """Hyper-parameter preset: `auto` picks the env's suite preset (ManiSkill without CUDA: `maniskill_cpu`);
+    `cpu` is small and quick for CPU runs."""
     framework: str = "jax"
     """Framework path: `jax` (whole iteration jitted) or `torch` (torch.compile + CUDA graphs)."""
     algo: str = "reppo"
@@ -160,6 +161,24 @@ PRESETS: dict[str, dict[str, object]] = {
     "dmc": {},
     # ManiSkill3: shorter episodes, rewards in [-1, 1]-ish; gamma is set from max_episode_steps at load.
     "maniskill": {"v_min": -15.0, "v_max": 15.0, "gamma": None},
+    # ManiSkill on a CPU: physx_cpu runs one env per process, so a handful of envs, small networks.
+    "maniskill_cpu": {
+        "v_min": -15.0,
+        "v_max": 15.0,
+        "gamma": None,
+        "num_envs": 8,
+        "num_steps": 32,
+        "num_epochs": 4,
+        "num_minibatches": 4,
+        "actor_hidden": 128,
+        "actor_layers": 2,
+        "critic_hidden": 128,
+        "lr": 1e-3,
+        "total_steps": 200_000,
+        "num_eval_envs": 4,
+        "eval_interval": 20,
+        "checkpoint_interval": 20,
+    },
     # Small and quick on a 2-core CPU: learns CartpoleBalance (eval >= 900) in about 400k steps.
     # Short training episodes restart envs from their initial states more often (time limits bootstrap,
     # so the objective is unchanged); evaluation still plays full episodes.
@@ -183,12 +202,29 @@ PRESETS: dict[str, dict[str, object]] = {
 SUITE_PRESET = {"dmc": "dmc", "toy": "dmc", "maniskill": "maniskill"}
 
 
-def preset_config(preset: str, suite: str, **fields: object) -> Config:
-    """The config of `preset` (`auto` -> the suite's preset) with `fields` set on top."""
+def resolve_preset(preset: str, suite: str) -> str:
+    """`auto` -> the suite's preset; ManiSkill without CUDA (or with `cpu`) -> `maniskill_cpu`, since
+    physx_cpu runs one env per process."""
     name = SUITE_PRESET[suite] if preset == "auto" else preset
     if name not in PRESETS:
         raise ConfigError(f"preset: unknown preset {preset!r}; choose one of auto, {', '.join(PRESETS)}")
-    return dataclasses.replace(Config(), **{**PRESETS[name], **fields, "preset": preset})
+    if suite == "maniskill" and (name == "cpu" or (preset == "auto" and not _cuda_available())):
+        return "maniskill_cpu"
+    return name
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def preset_config(preset: str, suite: str, **fields: object) -> Config:
+    """The config of `preset` (resolved by resolve_preset) with `fields` set on top. ManiSkill tasks run
+    on the torch path, so their framework defaults to torch."""
+    name = resolve_preset(preset, suite)
+    suite_fields = {"framework": "torch"} if suite == "maniskill" else {}
+    return dataclasses.replace(Config(), **{**suite_fields, **PRESETS[name], **fields, "preset": name})
 
 
 def validate(cfg: Config) -> None:

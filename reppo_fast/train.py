@@ -62,6 +62,8 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
     cfg = dataclasses.replace(cfg, env=resolve_env(cfg.env).name)
     if resolved.alias is not None:
         print(f"env: {resolved.alias} -> {resolved.name}")
+    if cfg.preset != pre.preset:
+        print(f"preset: {pre.preset} -> {cfg.preset}")
     validate(cfg)
     return cfg, False
 

@@ -7,7 +7,8 @@
 # Why backports: Debian 12's own mesa-vulkan-drivers (22.3.6) is too old, SAPIEN answers
 # 'Failed to find a supported physical device "cpu"'; lavapipe needs Mesa >= 24.3.
 # The Vulkan loader: the system's libvulkan1 if installed, otherwise SAPIEN's bundled
-# libvulkan.so.1.3.224, which SAPIEN picks up by itself; both work with this ICD.
+# libvulkan.so.1.3.224, which SAPIEN picks up by itself (with a warning); both work with this ICD,
+# so libvulkan1 is not needed.
 # Idempotent: the debs are downloaded once (cached in DEST_DIR/debs), unpacked once, and the paths
 # are exported only if not already there. On a machine with an NVIDIA driver it does nothing (the GPU
 # has its own Vulkan device) unless REPPO_FORCE_LAVAPIPE=1.
@@ -55,6 +56,17 @@ _reppo_lavapipe() {
         sed "s#\"library_path\": \"[^\"]*\"#\"library_path\": \"$lib/libvulkan_lvp.so\"#" \
             "$dest/root/usr/share/vulkan/icd.d/lvp_icd.json" > "$dest/lvp_icd.json" || return 1
         touch "$dest/root/.complete"
+    fi
+    # lavapipe links the system's LLVM 15, xcb and wayland client libraries (Debian 12 names:
+    # libllvm15 libxcb-dri3-0 libxcb-present0 libxcb-randr0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0
+    # libx11-xcb1 libxshmfence1 libwayland-client0 libelf1 libexpat1 libzstd1; .ci/run installs any
+    # that are missing).
+    local missing
+    missing=$(LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$lib/libvulkan_lvp.so" 2>&1 \
+              | awk '/not found/ {print $1}' | tr '\n' ' ')
+    if [ -n "$missing" ]; then
+        echo "setup_lavapipe: lavapipe needs system libraries that are missing: $missing" >&2
+        return 1
     fi
     case ":${LD_LIBRARY_PATH:-}:" in
         *":$lib:"*) ;;

@@ -28,7 +28,20 @@ def test_presets_apply_and_cli_overrides_win(capsys):
     assert cfg.num_envs == 16  # CLI over preset
     assert cfg.num_steps == PRESETS["cpu"]["num_steps"]  # preset over default
     assert preset_config("maniskill", "maniskill").v_min == -15.0
-    assert preset_config("auto", "dmc") == dataclasses.replace(Config(), preset="auto")
+    assert preset_config("auto", "dmc") == dataclasses.replace(Config(), preset="dmc")
+
+
+def test_maniskill_defaults_to_torch_and_a_cpu_preset_without_cuda(monkeypatch):
+    import reppo_fast.config as config
+
+    monkeypatch.setattr(config, "_cuda_available", lambda: False)
+    cfg = preset_config("auto", "maniskill", env="PickCube-v1")
+    assert (cfg.preset, cfg.framework, cfg.gamma, cfg.v_min, cfg.v_max) == ("maniskill_cpu", "torch", None, -15, 15)
+    assert cfg.num_envs <= 16  # one process per env on CPU
+    assert preset_config("cpu", "maniskill").preset == "maniskill_cpu"
+    monkeypatch.setattr(config, "_cuda_available", lambda: True)
+    assert preset_config("auto", "maniskill").num_envs == Config().num_envs
+    validate(cfg)
 
 
 @pytest.mark.parametrize("changes, field", [

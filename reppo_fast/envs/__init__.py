@@ -27,7 +27,7 @@ def make_env(name: str, *, num_envs: int, impl: str = "jax", episode_length: int
 
     dmc: mujoco_playground with MJX backend `impl`; `episode_length` defaults to the task's (1000).
     toy: ToyPointMass; `episode_length` defaults to 100; kw go to ToyPointMass (action_size,
-      nan_above). maniskill: raises UnsupportedEnvError (the PyTorch path is not built yet).
+      nan_above). maniskill: raises UnsupportedEnvError (ManiSkill3 runs on the PyTorch path: make_torch_env).
     """
     env = resolve_env(name)
     if env.suite == "dmc":
@@ -44,7 +44,7 @@ def make_env(name: str, *, num_envs: int, impl: str = "jax", episode_length: int
         return VecEnv(ToyPointMass(**kw), num_envs=num_envs, max_episode_steps=max_episode_steps,
                       name=env.name)
     raise UnsupportedEnvError(
-        f"{env.name}: ManiSkill3 tasks run on the PyTorch path (--framework torch), not built yet"
+        f"{env.name}: ManiSkill3 tasks run on the PyTorch path; use --framework torch"
     )
 
 

@@ -7,7 +7,7 @@ Suites:
   dmc        the mujoco_playground DM Control suite: the paper's 23 tasks plus PointMass and
              SwimmerSwimmer6 (JAX path).
   toy        ToyPointMass, a tiny analytic env for tests and smoke runs (envs/toy.py).
-  maniskill  ManiSkill3 task ids (PyTorch path; not built yet).
+  maniskill  ManiSkill3 task ids (PyTorch path, reppo_fast.envs.maniskill).
 
 Aliases (case-insensitive):
   Humanoid -> HumanoidRun        Walker   -> WalkerWalk       Cheetah  -> CheetahRun

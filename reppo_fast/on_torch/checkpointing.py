@@ -28,7 +28,10 @@ def state_arrays(state) -> dict[str, np.ndarray]:
     out.update({f"norm.{k}": _np(v) for k, v in state.rollout.norm._asdict().items()})
     out["ep_return"] = _np(state.rollout.ep_return)
     out["generator"] = _np(state.generator.get_state())
-    out.update({f"env.{k}": np.asarray(v) for k, v in state.env.state_dict().items()})
+    try:
+        out.update({f"env.{k}": np.asarray(v) for k, v in state.env.state_dict().items()})
+    except NotImplementedError:
+        pass  # e.g. ManiSkill: a resumed run starts fresh episodes (load_state_arrays says so)
     out["iteration"] = np.asarray(state.iteration, np.int64)
     return out
 
@@ -62,6 +65,12 @@ def load_state_arrays(state, arrays: dict[str, np.ndarray]):
     norm = NormState(*(_take(arrays, f"norm.{k}", v) for k, v in state.rollout.norm._asdict().items()))
     state.rollout = RolloutCarry(norm, _take(arrays, "ep_return", state.rollout.ep_return))
     state.generator.set_state(torch.as_tensor(arrays["generator"]))
-    state.env.load_state_dict({k[len("env."):]: v for k, v in arrays.items() if k.startswith("env.")})
     state.iteration = int(arrays["iteration"])
+    env_arrays = {k[len("env."):]: v for k, v in arrays.items() if k.startswith("env.")}
+    if env_arrays:
+        state.env.load_state_dict(env_arrays)
+    else:
+        print(f"note: {state.env.name} cannot save its physics state; the resumed run starts fresh episodes")
+        state.env.reset(state.iteration)
+        state.rollout = RolloutCarry(norm, torch.zeros_like(state.rollout.ep_return))
     return state

@@ -78,3 +78,13 @@ def test_torch_and_jax_learn_the_toy_task_alike(tmp_path):
     assert j.mean() > 50 and t.mean() > 50, finals
     pooled = np.sqrt((j.var(ddof=1) + t.var(ddof=1)) / 2)
     assert abs(j.mean() - t.mean()) < 3 * pooled + 5, finals
+
+
+@pytest.mark.slow
+def test_torch_cartpole_balance_reaches_900_with_the_cpu_preset(tmp_path):
+    """The JAX learning test's twin (zero-action return ~700, random ~355)."""
+    cfg = preset_config("cpu", "dmc", env="CartpoleBalance", framework="torch",
+                        run_dir=str(tmp_path / "cartpole"), progress=False)
+    evals = [json.loads(line)["eval/return"] for line in (run(cfg) / "eval.jsonl").read_text().splitlines()]
+    assert max(evals) >= 900, evals
+    assert evals[-1] >= 800, evals
