@@ -45,6 +45,11 @@ def _build(cfg: Config):
 
     kernels = bind(cfg.framework, cfg.kernels, cfg.kernel_overrides)
     if cfg.framework == "torch":
+        import os
+
+        # JAX (the DMC physics behind the DLPack bridge) would otherwise grab 75% of GPU memory at start,
+        # leaving torch too little; this must be set before jax initialises its backend.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         import torch
 
         from reppo_fast.envs import make_torch_env
