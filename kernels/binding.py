@@ -8,6 +8,8 @@ environment-variable switch.
 """
 
 import importlib
+import importlib.util
+import os
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,10 +35,12 @@ _MODULES = {
     ("torch", "reference", "tanh_normal"): "reppo_fast.kernels.reference_torch.tanh_normal",
     ("torch", "reference", "hl_gauss_ce"): "reppo_fast.kernels.reference_torch.hl_gauss_ce",
     ("torch", "reference", "lambda_returns"): "reppo_fast.kernels.reference_torch.lambda_returns",
+    ("torch", "triton", "tanh_normal"): "reppo_fast.kernels.triton_ops.tanh_normal",
+    ("torch", "triton", "hl_gauss_ce"): "reppo_fast.kernels.triton_ops.hl_gauss_ce",
+    ("torch", "triton", "lambda_returns"): "reppo_fast.kernels.triton_ops.lambda_returns",
 }
 _NOT_BUILT = {
     "pallas": "the Pallas kernels are not built yet; use backend='reference'",
-    "triton": "the Triton kernels are not built yet; use backend='reference'",
 }
 
 
@@ -75,15 +79,31 @@ def validate_choice(framework: str, backend: str = "auto",
 
 
 def _resolve_auto(framework: str, op: str) -> str:
-    """The "auto" policy, in one place. For now always the reference.
-
-    Later: "triton" for torch on CUDA and "pallas" for jax on GPU, once those kernels exist and pass.
-    """
-    del framework, op
+    """The "auto" policy, in one place: Triton for torch on CUDA; the reference everywhere else (the
+    Pallas kernels are not built yet)."""
+    del op
+    if framework == "torch" and _torch_cuda() and importlib.util.find_spec("triton") is not None:
+        return "triton"
     return "reference"
 
 
+def _torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _check_runnable(backend: str) -> None:
+    """Triton compiles for a GPU; without one it runs only in its (slow) interpreter, which must be
+    switched on before triton is first imported. Refuse clearly rather than fail deep inside a launch."""
+    if backend == "triton" and not _torch_cuda() and os.environ.get("TRITON_INTERPRET") != "1":
+        raise KernelUnavailableError(
+            "the Triton kernels need a CUDA GPU; on a CPU they run only in Triton's interpreter "
+            "(slow, for checks): start with TRITON_INTERPRET=1 set, or use --kernels reference")
+
+
 def _load(framework: str, backend: str, op: str) -> ModuleType:
+    _check_runnable(backend)
     path = _MODULES.get((framework, backend, op))
     if path is None:
         raise KernelUnavailableError(

@@ -1,0 +1,205 @@
+"""Triton lambda-returns against the float64 reference and the brute-force n-step oracle.
+
+Runs in Triton's interpreter on CPU (TRITON_INTERPRET=1, set before triton is imported); with
+TRITON_INTERPRET=0 on a GPU machine the same tests run the compiled kernel on CUDA tensors.
+The interpreter costs a few ms per loop step and program, so shapes stay small and programs few.
+"""
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+triton = pytest.importorskip("triton", reason="the Triton kernels need the triton package")
+
+from test_ref_lambda_returns import oracle_lambda_returns  # noqa: E402  (tests/kernels is on sys.path)
+
+from reppo_fast.kernels import reference_torch  # noqa: E402
+from reppo_fast.kernels.triton_ops import lambda_returns as triton_module  # noqa: E402
+
+DEVICE = "cpu" if os.environ["TRITON_INTERPRET"] == "1" else "cuda"
+GAMMA = 0.97
+
+
+def _case(seed, num_steps, num_envs, flags="random", value_scale=5.0, reward_scale=1.0):
+    """Numpy float64 rewards/next_values and bool flags [T, N]; column 0 carries the special flags."""
+    rng = np.random.default_rng(seed)
+    rewards = rng.normal(size=(num_steps, num_envs)) * reward_scale
+    next_values = rng.normal(size=(num_steps, num_envs)) * value_scale
+    terminated = rng.random((num_steps, num_envs)) < 0.1
+    truncated = rng.random((num_steps, num_envs)) < 0.1
+    if flags == "all_terminated":
+        terminated[:, 0] = True
+    if flags == "all_truncated":
+        truncated[:, 0] = True
+    if flags == "both":
+        terminated[::3, 0] = truncated[::3, 0] = True  # terminated must win
+    return rewards, next_values, terminated, truncated
+
+
+def _tensors(data, dtype, flag_dtype=torch.bool):
+    rewards, next_values, terminated, truncated = data
+    return (torch.tensor(rewards, dtype=dtype, device=DEVICE),
+            torch.tensor(next_values, dtype=dtype, device=DEVICE),
+            torch.tensor(terminated, device=DEVICE).to(flag_dtype),
+            torch.tensor(truncated, device=DEVICE).to(flag_dtype))
+
+
+def _kernel(args, gamma=GAMMA, lmbda=0.95):
+    return triton_module.lambda_returns(*args, gamma=gamma, lmbda=lmbda)
+
+
+def _reference(args, gamma=GAMMA, lmbda=0.95):
+    return reference_torch.lambda_returns(*args, gamma=gamma, lmbda=lmbda)
+
+
+def _gold(args, gamma=GAMMA, lmbda=0.95):
+    """The reference in float64 on the very inputs the kernel saw (bf16-rounded ones included)."""
+    rewards, next_values, terminated, truncated = args
+    return _reference((rewards.double(), next_values.double(), terminated, truncated), gamma, lmbda)
+
+
+def _max_err(got, gold):
+    return (got.double() - gold).abs().max().item()
+
+
+CASES = [(1, 1), (1, 4), (12, 1), (8, 37)]
+FLAG_SETS = ["random", "all_terminated", "all_truncated", "both"]
+
+
+@pytest.mark.parametrize("lmbda", [0.0, 0.95, 1.0])
+@pytest.mark.parametrize("shape", CASES)
+@pytest.mark.parametrize("flags", FLAG_SETS)
+def test_float64_matches_n_step_oracle(lmbda, shape, flags):
+    data = _case(10 * CASES.index(shape) + FLAG_SETS.index(flags), *shape, flags=flags)
+    got = _kernel(_tensors(data, torch.float64), lmbda=lmbda)
+    assert got.dtype == torch.float64 and got.shape == shape
+    # float64 end to end, gamma/lmbda passed as fp64: only reassociation error (~T ulp of |G|) remains.
+    np.testing.assert_allclose(got.cpu().numpy(), oracle_lambda_returns(*data, GAMMA, lmbda),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("lmbda", [0.0, 0.95, 1.0])
+@pytest.mark.parametrize("flags", FLAG_SETS)
+@pytest.mark.parametrize("flag_dtype", [torch.bool, torch.float32])
+def test_float32_within_twice_the_reference_error(lmbda, flags, flag_dtype):
+    args = _tensors(_case(FLAG_SETS.index(flags), 37, 7, flags=flags), torch.float32, flag_dtype)
+    got, gold = _kernel(args, lmbda=lmbda), _gold(args, lmbda=lmbda)
+    assert got.dtype == torch.float32
+    # flash-attention bar: at most ~2x the plain fp32 reference's error (+ a floor of a few ulp of |G|).
+    assert _max_err(got, gold) <= 2 * _max_err(_reference(args, lmbda=lmbda), gold) + 1e-6 * gold.abs().max()
+
+
+@pytest.mark.parametrize("gamma, lmbda, reward_scale, value_scale", [
+    (0.999, 0.95, 1e3, 1e5),  # large returns, gamma close to 1
+    (1.0, 1.0, 1.0, 1e-30),  # undiscounted Monte-Carlo returns, tiny values
+    (0.5, 0.3, 1e-3, 1e30),  # huge values: still finite in fp32
+])
+def test_extreme_inputs(gamma, lmbda, reward_scale, value_scale):
+    args = _tensors(_case(3, 37, 5, reward_scale=reward_scale, value_scale=value_scale), torch.float32)
+    got, gold = _kernel(args, gamma, lmbda), _gold(args, gamma, lmbda)
+    assert torch.isfinite(got).all()
+    assert _max_err(got, gold) <= 2 * _max_err(_reference(args, gamma, lmbda), gold) + 1e-6 * gold.abs().max()
+
+
+def test_bf16_inputs_return_float32_within_twice_the_reference_error():
+    args = _tensors(_case(7, 37, 7), torch.bfloat16)
+    got, gold = _kernel(args), _gold(args)
+    assert got.dtype == torch.float32
+    reference = _reference(args)
+    assert reference.dtype == torch.float32
+    assert _max_err(got, gold) <= 2 * _max_err(reference, gold) + 1e-6 * gold.abs().max()
+
+
+def test_many_envs_few_programs():
+    """N = 1000 (not a multiple of the block): 8 programs of 128 columns, the last one masked."""
+    args = _tensors(_case(8, 4, 1000, flags="both"), torch.float32)
+    got, gold = _kernel(args), _gold(args)
+    assert _max_err(got, gold) <= 2 * _max_err(_reference(args), gold) + 1e-6 * gold.abs().max()
+
+
+def test_non_contiguous_inputs_read_in_place():
+    """Every input a transposed [N, T] tensor's .T, or a strided slice; same bits as contiguous inputs."""
+    rewards, next_values, terminated, truncated = _tensors(_case(9, 9, 37, flags="both"), torch.float32)
+    expected = _kernel((rewards, next_values, terminated, truncated))
+    transposed = [x.T.contiguous().T for x in (rewards, next_values, terminated, truncated)]
+    assert not any(x.is_contiguous() for x in transposed)
+    assert torch.equal(_kernel(transposed), expected)
+    wide = [torch.stack([x, torch.zeros_like(x)], dim=-1).flatten(1)[:, ::2]
+            for x in (rewards, next_values, terminated.float(), truncated)]  # stride_n = 2
+    assert not any(x.is_contiguous() for x in wide)
+    assert torch.equal(_kernel(wide), expected)
+
+
+def test_any_leading_t_shape_like_the_reference():
+    rewards, next_values, terminated, truncated = _tensors(_case(11, 6, 6), torch.float32)
+    for shape in [(6,), (6, 2, 3)]:
+        args = [x[:, 0] if len(shape) == 1 else x.reshape(shape) for x in (rewards, next_values, terminated,
+                                                                             truncated)]
+        got = _kernel(args)
+        assert got.shape == shape
+        assert torch.equal(got, _reference(args))
+
+
+def test_nan_in_unused_values_does_not_leak():
+    rewards, next_values, terminated, truncated = _tensors(_case(4, 6, 2), torch.float32)
+    terminated[:], truncated[:] = False, False
+    terminated[2, 0] = True
+    next_values[2, 0] = float("nan")  # the value of a terminal state is never used
+    truncated[3, 1] = True
+    rewards[4, 1] = float("nan")  # G_4 belongs to the next episode: G_3 bootstraps from V_4 alone
+    got = _kernel((rewards, next_values, terminated, truncated))
+    assert torch.isfinite(got[:4]).all() and torch.isnan(got[4:, 1]).any()
+    torch.testing.assert_close(got, _reference((rewards, next_values, terminated, truncated)),
+                               rtol=0, atol=0, equal_nan=True)
+
+
+def test_inputs_not_mutated_no_grad_and_requires_grad_inputs_accepted():
+    args = list(_tensors(_case(5, 9, 3), torch.float32, torch.float32))
+    args[0].requires_grad_(True)
+    args[1].requires_grad_(True)
+    copies = [x.detach().clone() for x in args]
+    out = _kernel(args)
+    assert not out.requires_grad and out.grad_fn is None
+    for before, after in zip(copies, args):
+        assert torch.equal(before, after)
+
+
+def test_shape_errors_like_the_reference():
+    rewards, next_values, terminated, truncated = _tensors(_case(6, 3, 2), torch.float32)
+    with pytest.raises(ValueError, match="share one"):
+        _kernel((rewards, next_values[:2], terminated, truncated))
+    with pytest.raises(ValueError, match="T >= 1"):
+        _kernel((rewards[:0], next_values[:0], terminated[:0], truncated[:0]))
+
+
+def test_custom_op_registrations():
+    """Schema, fake (meta) kernel and autograd registration agree with the real kernel."""
+    args = _tensors(_case(12, 3, 5), torch.float32)
+    torch.library.opcheck(triton_module._lambda_returns_op, (*args, GAMMA, 0.95))
+
+
+def test_torch_compile_fullgraph_matches_eager():
+    args = _tensors(_case(13, 5, 7, flags="both"), torch.float32)
+
+    def step(rewards, next_values, terminated, truncated):
+        returns = triton_module.lambda_returns(rewards * 1.0, next_values, terminated, truncated,
+                                               gamma=GAMMA, lmbda=0.95)
+        return returns - next_values  # the advantage-like use in the trainer
+
+    torch._dynamo.reset()
+    compiled = torch.compile(step, fullgraph=True)
+    assert torch.equal(compiled(*args), step(*args))
+
+
+def test_aot_specs_compile_for_sm90():
+    from triton.backends.compiler import GPUTarget
+
+    assert triton_module.AOT_SPECS
+    for fn, signature, constexprs in triton_module.AOT_SPECS:
+        source = triton.compiler.ASTSource(fn=fn, signature=signature, constexprs=constexprs)
+        compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32))
+        assert "ld.global" in compiled.asm["ptx"]

@@ -1,0 +1,239 @@
+"""Triton tanh_normal against the float64 reference: values, gradients, KL modes, strides, bf16, compile, AOT.
+
+The bar (flash-attention style): the kernel's max abs error against the reference run in float64 is
+at most 2x the plain PyTorch reference's error in the same input dtype, plus a tiny absolute floor.
+"""
+
+import os
+import subprocess
+import sys
+
+import torch
+
+if not torch.cuda.is_available():  # as tests/conftest.py; needed before triton is first imported
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+triton = pytest.importorskip("triton", reason="the Triton kernels need the triton package")
+
+from reppo_fast.kernels import reference_torch  # noqa: E402
+from reppo_fast.kernels.triton_ops import tanh_normal as tn  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+OUTPUTS = ("action", "log_prob", "kl")
+MODES = ("none", "analytic", "sampled")
+
+
+def _inputs(seed, B, A, S, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    mean, old_mean = torch.randn(2, B, A, generator=g, dtype=torch.float64)
+    log_std, old_log_std = torch.rand(2, B, A, generator=g, dtype=torch.float64) * 2.5 - 2.0
+    noise = torch.randn(B, A, generator=g, dtype=torch.float64)
+    old_noise = torch.randn(S, B, A, generator=g, dtype=torch.float64)
+    return [x.to(DEVICE, dtype) for x in (mean, log_std, noise, old_mean, old_log_std, old_noise)]
+
+
+def _args(inputs, mode):
+    return inputs[:3] + {"none": [], "analytic": inputs[3:5], "sampled": inputs[3:]}[mode]
+
+
+def _run(fn, args, upstream, cast=None):
+    """Outputs and (grad_mean, grad_log_std) of `fn` for the upstream grads given (a dict by output)."""
+    args = [a if cast is None else a.to(cast) for a in args]
+    mean, log_std = (a.detach().clone().requires_grad_() for a in args[:2])
+    out = fn(mean, log_std, *args[2:])._asdict()
+    used = [name for name in upstream if out[name] is not None]
+    grads = torch.autograd.grad([out[n] for n in used], [mean, log_std],
+                                [upstream[n].to(out[n].dtype) for n in used], allow_unused=True)
+    values = {n: o for n, o in out.items() if o is not None}
+    values.update({f"grad_{k}": torch.zeros_like(mean) if g is None else g
+                   for k, g in zip(("mean", "log_std"), grads)})
+    return values
+
+
+def _errors(args, upstream):
+    """Max abs errors vs the float64 gold: {quantity: (kernel error, reference error, gold scale)}."""
+    gold = _run(reference_torch.tanh_normal, args, upstream, cast=torch.float64)
+    ref = _run(reference_torch.tanh_normal, args, upstream)
+    ours = _run(tn.tanh_normal, args, upstream)
+    assert ours.keys() == ref.keys() == gold.keys()
+    for name in ours:
+        assert ours[name].dtype == ref[name].dtype and ours[name].shape == ref[name].shape, name
+    return {name: ((ours[name].double() - gold[name]).abs().max().item(),
+                   (ref[name].double() - gold[name]).abs().max().item(),
+                   gold[name].abs().max().item()) for name in ours}
+
+
+def _check(errors, floor=6e-8):
+    # floor: about one float32 ulp of max(1, |gold|): single elements where O(1) terms cancel (e.g.
+    # grad_log_std = g_u s noise - g_log_prob) are only defined to that absolute accuracy.
+    for name, (err, ref_err, scale) in errors.items():
+        assert err <= 2.0 * ref_err + floor * (1.0 + scale), (name, err, ref_err, scale)
+
+
+def _upstream(seed, B, A, names=OUTPUTS):
+    g = torch.Generator().manual_seed(seed)
+    shapes = {"action": (B, A), "log_prob": (B,), "kl": (B,)}
+    return {n: torch.randn(shapes[n], generator=g).to(DEVICE) for n in names}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("B,A,S", [(1, 1, 1), (37, 3, 16), (7, 21, 16), (37, 21, 1)])
+def test_values_and_gradients_match_float64(mode, B, A, S):
+    inputs = _inputs(B * 100 + A, B, A, S)
+    _check(_errors(_args(inputs, mode), _upstream(B + A, B, A)))
+
+
+@pytest.mark.parametrize("mode", ["analytic", "sampled"])
+def test_kl_between_close_policies(mode):
+    # The training regime (KL ~ kl_target = 0.1): the old policy is a small step from the new one.
+    B, A, S = 37, 21, 16
+    inputs = _inputs(14, B, A, S)
+    g = torch.Generator().manual_seed(15)
+    inputs[3] = inputs[0] + 0.05 * torch.randn(B, A, generator=g).to(DEVICE)
+    inputs[4] = inputs[1] + 0.05 * torch.randn(B, A, generator=g).to(DEVICE)
+    _check(_errors(_args(inputs, mode), _upstream(16, B, A)))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("names", [("action",), ("log_prob",), ("kl",), ("action", "kl")])
+def test_gradients_with_some_upstream_absent(mode, names):
+    B, A, S = 7, 3, 4
+    inputs = _inputs(1, B, A, S)
+    _check(_errors(_args(inputs, mode), _upstream(2, B, A, names)))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", ["plus15", "minus15", "spread"])
+def test_saturated_pre_tanh(mode, case):
+    # |u| > 10: tanh rounds to +-1 and the naive 1 - tanh^2 is 0; "spread" runs |u| up to ~60, where
+    # exp(-2|u|) itself underflows in float32, through both signs.
+    B, A, S = 9, 3, 4
+    inputs = _inputs(3, B, A, S)
+    jitter = 0.1 * inputs[0]
+    inputs[0] = {"plus15": 15.0 + jitter, "minus15": -15.0 + jitter,
+                 "spread": torch.linspace(-60.0, 60.0, B * A, device=DEVICE).reshape(B, A)}[case]
+    errors = _errors(_args(inputs, mode), _upstream(4, B, A))
+    _check(errors)
+    assert errors["log_prob"][2] > 20.0  # the log-det term really is large
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_non_contiguous_inputs_and_upstream(mode):
+    B, A, S = 37, 3, 4
+    g = torch.Generator().manual_seed(5)
+    mean, log_std = (torch.randn(B, 2 * A, generator=g) * 0.8).to(DEVICE).chunk(2, dim=-1)  # row stride 2A
+    noise = torch.randn(A, B, generator=g).to(DEVICE).t()  # column-major
+    old_mean = torch.randn(B, 3 * A, generator=g).to(DEVICE)[:, ::3]  # column stride 3
+    old_log_std = (torch.rand(A, B, generator=g) - 1.0).to(DEVICE).t()
+    old_noise = torch.randn(B, S, A, generator=g).to(DEVICE).transpose(0, 1)
+    inputs = [mean, log_std, noise, old_mean, old_log_std, old_noise]
+    assert not any(x.is_contiguous() for x in inputs)
+    upstream = {"action": torch.randn(A, B, generator=g).to(DEVICE).t(),
+                "log_prob": torch.randn(2 * B, generator=g).to(DEVICE)[::2],
+                "kl": torch.randn(1, generator=g).to(DEVICE).expand(B)}  # stride 0, as from .sum()
+    _check(_errors(_args(inputs, mode), upstream))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bf16_inputs(mode):
+    B, A, S = 37, 21, 4
+    inputs = _inputs(6, B, A, S, dtype=torch.bfloat16)
+    args = _args(inputs, mode)
+    out = tn.tanh_normal(args[0].requires_grad_(), args[1].requires_grad_(), *args[2:])
+    assert all(o.dtype == torch.float32 for o in out if o is not None)  # as the reference
+    grads = torch.autograd.grad(out.log_prob.sum(), args[:2])
+    assert all(g.dtype == torch.bfloat16 for g in grads)  # gradients come back in the inputs' dtype
+    _check(_errors([a.detach() for a in args], _upstream(7, B, A)))
+
+
+@pytest.mark.parametrize("mode", ["analytic", "sampled"])
+def test_float64_matches_reference_and_gradcheck(mode):
+    B, A, S = 3, 2, 4
+    inputs = _inputs(8, B, A, S, dtype=torch.float64)
+    for name, (err, _, scale) in _errors(_args(inputs, mode), _upstream(9, B, A)).items():
+        assert err <= 1e-12 * (1.0 + scale), name
+    frozen = _args(inputs, mode)[2:]
+
+    def fn(mean, log_std):
+        return tuple(tn.tanh_normal(mean, log_std, *frozen))
+
+    assert torch.autograd.gradcheck(fn, tuple(x.clone().requires_grad_() for x in inputs[:2]))
+
+
+def test_kl_is_none_without_old_policy_and_nothing_reaches_constants():
+    B, A, S = 5, 3, 2
+    mean, log_std, noise, old_mean, old_log_std, old_noise = _inputs(10, B, A, S)
+    assert tn.tanh_normal(mean, log_std, noise).kl is None
+    leaves = [x.clone().requires_grad_() for x in (mean, log_std, noise, old_mean, old_log_std, old_noise)]
+    out = tn.tanh_normal(*leaves)
+    grads = torch.autograd.grad(list(out), leaves, list(_upstream(11, B, A).values()), allow_unused=True)
+    assert grads[0] is not None and grads[1] is not None
+    assert all(g is None for g in grads[2:])
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 5, 3), (0, 3), (4, 0)])
+def test_other_leading_dims_and_empty_shapes(shape):
+    # The reference reduces over dim -1 of any shape; the kernel flattens the leading dims into B.
+    g = torch.Generator().manual_seed(17)
+    mean, log_std, noise, old_mean, old_log_std = (torch.randn(shape, generator=g).to(DEVICE)
+                                                   for _ in range(5))
+    old_noise = torch.randn((2, *shape), generator=g).to(DEVICE)
+    for args in ([mean, log_std, noise], [mean, log_std, noise, old_mean, old_log_std, old_noise]):
+        ours, ref = (fn(*(a.double() for a in args)) for fn in (tn.tanh_normal, reference_torch.tanh_normal))
+        for got, expected in zip(ours, ref):
+            assert (got is None) == (expected is None)
+            if got is not None:
+                torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_bad_arguments_raise():
+    mean, log_std, noise, old_mean, old_log_std, old_noise = _inputs(12, 5, 3, 2)
+    with pytest.raises(ValueError, match="together"):
+        tn.tanh_normal(mean, log_std, noise, old_mean)
+    with pytest.raises(ValueError, match="needs old_mean"):
+        tn.tanh_normal(mean, log_std, noise, old_noise=old_noise)
+    with pytest.raises(ValueError, match="old_noise must be"):
+        tn.tanh_normal(mean, log_std, noise, old_mean, old_log_std, old_noise[0])
+
+
+def test_torch_compile_fullgraph_matches_eager():
+    B, A, S = 7, 3, 4
+    inputs = _inputs(13, B, A, S)
+
+    def loss(mean, log_std, noise, old_mean, old_log_std, old_noise):
+        action, log_prob, kl = tn.tanh_normal(mean, log_std, noise, old_mean, old_log_std, old_noise)
+        return (action * 0.3).sum(-1) + 0.2 * log_prob + torch.where(kl < 0.5, kl, 2.0 * kl)
+
+    results = []
+    for fn in (loss, torch.compile(loss, fullgraph=True)):
+        leaves = [x.clone().requires_grad_() for x in inputs[:2]]
+        value = fn(*leaves, *inputs[2:])
+        results.append([value, *torch.autograd.grad(value, leaves, torch.linspace(-1.0, 1.0, B).to(DEVICE))])
+    for eager, compiled in zip(*results):
+        torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
+
+
+_AOT_SCRIPT = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from reppo_fast.kernels.triton_ops import tanh_normal as tn
+
+assert {fn.fn.__name__ for fn, _, _ in tn.AOT_SPECS} == {"_tanh_normal_fwd_kernel", "_tanh_normal_bwd_kernel"}
+for fn, signature, constexprs in tn.AOT_SPECS:
+    compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs),
+                              target=GPUTarget("cuda", 90, 32))
+    assert "ptx" in compiled.asm
+print(len(tn.AOT_SPECS))
+"""
+
+
+def test_aot_specs_compile_for_sm90():
+    # In a fresh interpreter without TRITON_INTERPRET: interpreted kernels cannot be compiled.
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", _AOT_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert int(done.stdout.split()[-1]) == len(tn.AOT_SPECS)
