@@ -35,12 +35,14 @@ _MODULES = {
     ("torch", "reference", "tanh_normal"): "reppo_fast.kernels.reference_torch.tanh_normal",
     ("torch", "reference", "hl_gauss_ce"): "reppo_fast.kernels.reference_torch.hl_gauss_ce",
     ("torch", "reference", "lambda_returns"): "reppo_fast.kernels.reference_torch.lambda_returns",
+    ("jax", "pallas", "tanh_normal"): "reppo_fast.kernels.pallas_ops.tanh_normal",
+    ("jax", "pallas", "hl_gauss_ce"): "reppo_fast.kernels.pallas_ops.hl_gauss_ce",
+    ("jax", "pallas", "lambda_returns"): "reppo_fast.kernels.pallas_ops.lambda_returns",
     ("torch", "triton", "tanh_normal"): "reppo_fast.kernels.triton_ops.tanh_normal",
     ("torch", "triton", "hl_gauss_ce"): "reppo_fast.kernels.triton_ops.hl_gauss_ce",
     ("torch", "triton", "lambda_returns"): "reppo_fast.kernels.triton_ops.lambda_returns",
 }
 _NOT_BUILT = {
-    "pallas": "the Pallas kernels are not built yet; use backend='reference'",
 }
 
 
@@ -79,8 +81,8 @@ def validate_choice(framework: str, backend: str = "auto",
 
 
 def _resolve_auto(framework: str, op: str) -> str:
-    """The "auto" policy, in one place: Triton for torch on CUDA; the reference everywhere else (the
-    Pallas kernels are not built yet)."""
+    """The "auto" policy, in one place: Triton for torch on CUDA; the reference everywhere else. The
+    Pallas kernels are opt-in (`--kernels pallas`) until a GPU benchmark shows they beat XLA."""
     del op
     if framework == "torch" and _torch_cuda() and importlib.util.find_spec("triton") is not None:
         return "triton"

@@ -26,14 +26,15 @@ def test_bind_reference(framework, backend):
 def test_overrides_apply_per_op():
     bound = kernels.bind("torch", "reference", overrides={"lambda_returns": "auto"})
     assert bound.bound["lambda_returns"] == "reference"
-    with pytest.raises(kernels.KernelUnavailableError, match="Pallas kernels are not built yet"):
-        kernels.bind("jax", "reference", overrides={"hl_gauss_ce": "pallas"})
+    pallas = kernels.bind("jax", "reference", overrides={"hl_gauss_ce": "pallas"})
+    from reppo_fast.kernels.pallas_ops import hl_gauss_ce as module
+
+    assert pallas.bound["hl_gauss_ce"] == "pallas" and pallas.hl_gauss_decode is module.hl_gauss_decode
 
 
-def test_pallas_is_not_built_yet():
-    with pytest.raises(kernels.KernelUnavailableError, match="the Pallas kernels are not built yet; "
-                                                             "use backend='reference'"):
-        kernels.bind("jax", "pallas")
+def test_pallas_binds_and_auto_stays_on_the_reference_for_jax():
+    assert kernels.bind("jax", "pallas").bound == {op: "pallas" for op in kernels.OPS}
+    assert kernels.bind("jax", "auto").bound == {op: "reference" for op in kernels.OPS}
 
 
 def test_triton_binds_per_op_and_refuses_cpu_without_the_interpreter(monkeypatch):
