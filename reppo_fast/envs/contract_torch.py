@@ -86,6 +86,19 @@ def _nonfinite_rows(x: torch.Tensor) -> torch.Tensor:
     return ~torch.isfinite(x.reshape(x.shape[0], math.prod(x.shape[1:]))).all(dim=1)
 
 
+def apply_contract(obs, next_obs, reward, terminated, nonfinite, time_up):
+    """The per-step rules every torch env shares (spec section 1), on [N, ...] tensors.
+
+    A blown-up env's next_obs becomes the obs it acted on and its reward 0, as in the JAX contract
+    (`where`, since NaN * 0 is NaN); non-finite physics terminates; a time limit truncates only what did
+    not terminate. Returns (next_obs, reward f32, terminated, truncated).
+    """
+    next_obs = torch.where(nonfinite[:, None], obs, next_obs)
+    reward = torch.where(nonfinite, 0.0, reward).to(torch.float32)
+    terminated = terminated | nonfinite
+    return next_obs, reward, terminated, time_up & ~terminated
+
+
 def _select_rows(mask: torch.Tensor, on_true: Any, on_false: Any) -> Any:
     """Per-env select over every leaf of two batched tensor trees; mask [N] bool."""
     def select(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -155,13 +168,9 @@ class BatchedContract(TorchVecEnv):
         for field in ("qpos", "qvel"):
             if hasattr(data, field):
                 nonfinite = nonfinite | _nonfinite_rows(getattr(data, field))
-        # A blown-up env's next_obs becomes the obs it acted on and its reward 0, as in the JAX
-        # contract; `where`, since NaN * 0 is NaN.
-        next_obs = torch.where(nonfinite[:, None], obs, raw.obs)
-        reward = torch.where(nonfinite, 0.0, raw.reward).to(torch.float32)
-        terminated = (raw.done != 0) | nonfinite
         step_count = self._step_count + 1
-        truncated = (step_count >= self.max_episode_steps) & ~terminated
+        next_obs, reward, terminated, truncated = apply_contract(
+            obs, raw.obs, raw.reward, raw.done != 0, nonfinite, step_count >= self.max_episode_steps)
         ended = terminated | truncated
 
         # One batched reset per step whatever ended: a data-dependent branch would need a host sync.

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reppo_fast.envs.contract_torch import EnvStep, TorchVecEnv
+from reppo_fast.envs.contract_torch import EnvStep, TorchVecEnv, apply_contract
 from reppo_fast.envs.maniskill_sim import (
     VULKAN_HINT, ManiSkillSim, NoVulkanError, registered_max_episode_steps,
     require_assets, vulkan_error,
@@ -98,13 +98,9 @@ class ManiSkillEnv(TorchVecEnv):
         time_up = step_count >= self.max_episode_steps
         raw = self.sim.advance(action, time_up)
         raw = type(raw)(*(x.to(self.device) for x in raw))
-        nonfinite = raw.nonfinite
-        # A blown-up env's next_obs becomes the obs it acted on and its reward 0, as in the JAX
-        # contract; `where`, since NaN * 0 is NaN. The sim has already reset it.
-        next_obs = torch.where(nonfinite[:, None], obs, raw.next_obs)
-        reward = torch.where(nonfinite, 0.0, raw.reward)
-        terminated = raw.terminated | nonfinite
-        truncated = time_up & ~terminated
+        nonfinite = raw.nonfinite  # the sim has already reset a blown-up env
+        next_obs, reward, terminated, truncated = apply_contract(
+            obs, raw.next_obs, raw.reward, raw.terminated, nonfinite, time_up)
         ended = terminated | truncated
         self._obs = raw.obs
         self._step_count = torch.where(ended, 0, step_count)
