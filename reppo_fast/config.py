@@ -46,6 +46,12 @@ class Config:
     """Write a checkpoint every this many iterations (a final one is always written)."""
     progress: bool = True
     """Show a progress bar (env steps, steps/s, last eval return, ETA)."""
+    profile: bool = False
+    """Emit NVTX ranges (rollout, returns, update, update/critic, update/actor, eval, op/<name>) for
+    Nsight, and a `capture` range over every iteration after `profile_warmup`; zero cost when off.
+    See profiles/README.md."""
+    profile_warmup: int = 2
+    """Iterations (compilation, autotuning) before the `capture` range opens when profiling."""
     env_impl: str = "jax"
     """mujoco_playground physics implementation (`jax` is 3-30x faster than `warp` on CPU)."""
     episode_length: int | None = None
@@ -240,6 +246,8 @@ def validate(cfg: Config) -> None:
     for name in ["lr", "max_grad_norm", "sigma_ratio", "kl_target", "alpha_init", "beta_init"]:
         if not getattr(cfg, name) > 0:
             raise ConfigError(f"{name} must be > 0, got {getattr(cfg, name)}")
+    if cfg.profile_warmup < 0:
+        raise ConfigError(f"profile_warmup must be >= 0, got {cfg.profile_warmup}")
     if cfg.episode_length is not None and cfg.episode_length <= 0:
         raise ConfigError(f"episode_length must be positive (or unset), got {cfg.episode_length}")
     transitions = cfg.num_envs * cfg.num_steps

@@ -7,6 +7,7 @@ codec `to_arrays(state)` / `from_arrays(template, arrays)`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import platform
@@ -17,6 +18,7 @@ from pathlib import Path
 from reppo_fast.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from reppo_fast.config import Config, ConfigError
 from reppo_fast.metrics import MetricsLogger
+from reppo_fast.profiling import CAPTURE, Ranges
 from reppo_fast.progress import Progress
 
 
@@ -40,10 +42,11 @@ def load_run_config(run_dir: Path) -> Config:
 
 def _build(cfg: Config):
     """Env, kernels and trainer of the configured framework (imports stay lazy: no jax for torch runs).
-    Returns (cfg with gamma resolved, trainer, kernels, env)."""
+    Returns (cfg with gamma resolved, trainer, kernels, env, profiling ranges)."""
     from reppo_fast.kernels import bind
 
     kernels = bind(cfg.framework, cfg.kernels, cfg.kernel_overrides)
+    ranges = Ranges(cfg.profile, jax_annotations=cfg.framework == "jax")
     if cfg.framework == "torch":
         import os
 
@@ -61,14 +64,14 @@ def _build(cfg: Config):
         cfg = _resolve_gamma(cfg, env)
         # Evaluation always plays the env's own full episodes, whatever the training time limit.
         eval_env = make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=device, impl=cfg.env_impl)
-        return cfg, TorchReppo(cfg, env, eval_env, kernels, device), kernels, env
+        return cfg, TorchReppo(cfg, env, eval_env, kernels, device, ranges), kernels, env, ranges
     from reppo_fast.envs import make_env
     from reppo_fast.on_jax.trainer import JaxReppo
 
     env = make_env(cfg.env, num_envs=cfg.num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length)
     cfg = _resolve_gamma(cfg, env)
     eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl)
-    return cfg, JaxReppo(cfg, env, eval_env, kernels), kernels, env
+    return cfg, JaxReppo(cfg, env, eval_env, kernels), kernels, env, ranges
 
 
 def _resolve_gamma(cfg: Config, env) -> Config:
@@ -111,7 +114,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
     if not resume and list_checkpoints(ckpt_dir):
         raise RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                           "or choose another --run-dir")
-    cfg, trainer, kernels, env = _build(cfg)
+    cfg, trainer, kernels, env, ranges = _build(cfg)
     state, start, elapsed, last_eval = _start(cfg, run_dir, trainer, kernels, env, resume)
     print(f"run dir: {run_dir}  kernels: {dict(kernels.bound)}")
     logger = MetricsLogger(run_dir, resume=(start, start * cfg.steps_per_iteration) if resume else None)
@@ -135,21 +138,26 @@ def run(cfg: Config, resume: bool = False) -> Path:
         logger.log(done, done * cfg.steps_per_iteration, scalars)
         return scalars
 
+    capture = contextlib.ExitStack()  # holds the `capture` range open from the end of warm-up to the end
     try:
         for _ in range(start, cfg.num_iterations):
+            if done == start + cfg.profile_warmup:
+                capture.enter_context(ranges(CAPTURE))
             t0 = time.perf_counter()
             state, pending = trainer.iteration(state)
             scalars = log(pending, t0)
             env_steps = done * cfg.steps_per_iteration
             if done % cfg.eval_interval == 0 or done == cfg.num_iterations:
                 t_eval = time.perf_counter()
-                last_eval = trainer.evaluate(state, cfg.seed, done)
+                with ranges("eval"):
+                    last_eval = trainer.evaluate(state, cfg.seed, done)
                 elapsed += time.perf_counter() - t_eval
                 logger.log_eval(done, env_steps, last_eval, elapsed)
             progress.update(done, scalars, last_eval)
             if done % cfg.checkpoint_interval == 0:
                 checkpoint()
     except KeyboardInterrupt:
+        capture.close()
         if pending is not None:  # the state already holds that iteration: keep its metrics too
             log(pending, time.perf_counter())
         checkpoint()
@@ -158,6 +166,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
         print(f"\ninterrupted after iteration {done}; checkpoint saved. Continue with: "
               f"python -m reppo_fast.train --resume {run_dir}")
         raise
+    capture.close()
     checkpoint()
     progress.close()
     logger.close()

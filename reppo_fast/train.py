@@ -15,7 +15,8 @@ import tyro
 from reppo_fast.config import Config, ConfigError, preset_config, validate
 
 # Fields a resumed run may change: they do not alter what has been computed so far.
-RESUMABLE_FIELDS = {"total_steps", "progress", "eval_interval", "checkpoint_interval", "run_dir"}
+RESUMABLE_FIELDS = {"total_steps", "progress", "eval_interval", "checkpoint_interval", "run_dir", "profile",
+                    "profile_warmup"}
 
 
 def _preparse(argv: list[str]) -> argparse.Namespace:

@@ -17,6 +17,7 @@ from reppo_fast.on_jax import networks as nets
 from reppo_fast.on_jax.losses import Batch, actor_loss, critic_loss
 from reppo_fast.on_jax.normalizer import norm_init
 from reppo_fast.on_jax.rollout import RolloutCarry, evaluate, rollout
+from reppo_fast.profiling import instrument_kernels
 
 
 class TrainState(NamedTuple):
@@ -37,7 +38,9 @@ class JaxReppo:
     """Holds the static pieces (config, envs, kernels) and the jitted functions over TrainState."""
 
     def __init__(self, cfg, env, eval_env, kernels):
-        self.cfg, self.env, self.eval_env, self.kernels = cfg, env, eval_env, kernels
+        self.cfg, self.env, self.eval_env = cfg, env, eval_env
+        # Inside jit a named_scope names the op's XLA ops, which become its NVTX range on GPU.
+        self.kernels = instrument_kernels(kernels, jax.named_scope if cfg.profile else None)
         self.tx = make_optimizer(cfg)
         self.iteration = jax.jit(self._iteration)
         self._evaluate = jax.jit(lambda net, norm, key: evaluate(net, norm, eval_env, key, cfg))

@@ -17,6 +17,7 @@ from reppo_fast.on_torch.checkpointing import load_state_arrays, state_arrays
 from reppo_fast.on_torch.losses import Batch, actor_loss, critic_loss
 from reppo_fast.on_torch.normalizer import norm_init
 from reppo_fast.on_torch.rollout import RolloutCarry, act, bootstrap, evaluate, rollout
+from reppo_fast.profiling import NO_RANGES, Ranges, instrument_kernels
 
 
 @dataclass
@@ -50,9 +51,14 @@ def _step(loss, params, opt, max_norm):
 class TorchReppo:
     """Holds config, envs and kernels; `iteration` mutates the TrainState in place and returns it."""
 
-    def __init__(self, cfg, env, eval_env, kernels, device):
-        self.cfg, self.env, self.eval_env, self.kernels, self.device = cfg, env, eval_env, kernels, device
+    def __init__(self, cfg, env, eval_env, kernels, device, ranges: Ranges = NO_RANGES):
+        self.cfg, self.env, self.eval_env, self.device = cfg, env, eval_env, device
         compile_on = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+        # An NVTX call inside a compiled region breaks the graph (the profile would time another program),
+        # so with compile on, update/critic, update/actor and op/<name> are left out: `--compile off`
+        # shows them.
+        self.ranges, self.inner_ranges = ranges, NO_RANGES if compile_on else ranges
+        self.kernels = instrument_kernels(kernels, self.inner_ranges if ranges.enabled else None)
         # reduce-overhead = CUDA-graph trees: static shapes and no host syncs make the whole step capturable.
         mode = "reduce-overhead" if cfg.cuda_graphs and device.type == "cuda" else None
         # The update step calls autograd.grad and the optimiser: dynamo may break the graph there, so it
@@ -98,13 +104,16 @@ class TorchReppo:
         return load_state_arrays(template, arrays)
 
     def iteration(self, state: TrainState):
-        cfg, kernels = self.cfg, self.kernels
-        carry, data, stats = rollout(state.actor, state.critic, state.rollout, self.env, state.generator,
-                                     kernels, cfg, self.act, self.bootstrap)
-        returns = kernels.lambda_returns(data.soft_reward, data.next_value, data.terminated, data.truncated,
-                                         gamma=cfg.gamma, lmbda=cfg.lmbda)
-        batch = self._flatten(state.actor, data, returns)
-        metrics = self._update(state, batch)
+        cfg, kernels, ranges = self.cfg, self.kernels, self.ranges
+        with ranges("rollout"):
+            carry, data, stats = rollout(state.actor, state.critic, state.rollout, self.env, state.generator,
+                                         kernels, cfg, self.act, self.bootstrap)
+        with ranges("returns"):
+            returns = kernels.lambda_returns(data.soft_reward, data.next_value, data.terminated,
+                                             data.truncated, gamma=cfg.gamma, lmbda=cfg.lmbda)
+        with ranges("update"):
+            batch = self._flatten(state.actor, data, returns)
+            metrics = self._update(state, batch)
         episodes = stats["episodes"].clamp(min=1)
         metrics.update({"train/episode_return": stats["episode_return_sum"] / episodes,
                         "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
@@ -139,14 +148,17 @@ class TorchReppo:
 
     def _update_step(self, state: TrainState, mb: Batch, noise: torch.Tensor) -> dict:
         """One critic step then one actor step; noise [1+S, B, A]: the action draw, then the KL draws."""
-        cfg, kernels = self.cfg, self.kernels
+        cfg, kernels, ranges = self.cfg, self.kernels, self.inner_ranges
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
-        with autocast:
-            c_loss, c_metrics = critic_loss(state.critic, mb, kernels, cfg)
-        c_norm = _step(c_loss, list(state.critic.parameters()), state.critic_opt, cfg.max_grad_norm)
+        with ranges("update/critic"):
+            with autocast:
+                c_loss, c_metrics = critic_loss(state.critic, mb, kernels, cfg)
+            c_norm = _step(c_loss, list(state.critic.parameters()), state.critic_opt, cfg.max_grad_norm)
         old_noise = noise[1:] if cfg.kl_estimator == "sampled" else None
-        with autocast:
-            a_loss, a_metrics = actor_loss(state.actor, state.critic, mb, noise[0], old_noise, kernels, cfg)
-        a_norm = _step(a_loss, list(state.actor.parameters()), state.actor_opt, cfg.max_grad_norm)
+        with ranges("update/actor"):
+            with autocast:
+                a_loss, a_metrics = actor_loss(state.actor, state.critic, mb, noise[0], old_noise, kernels,
+                                               cfg)
+            a_norm = _step(a_loss, list(state.actor.parameters()), state.actor_opt, cfg.max_grad_norm)
         return {"critic/loss": c_loss.detach(), "actor/loss": a_loss.detach(), "critic/grad_norm": c_norm,
                 "actor/grad_norm": a_norm, **c_metrics, **a_metrics}

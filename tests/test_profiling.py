@@ -1,0 +1,108 @@
+"""NVTX ranges: nothing is called when profiling is off; with --profile every phase is a balanced range."""
+
+import dataclasses
+
+import nvtx
+import pytest
+
+from reppo_fast import profiling
+from reppo_fast.config import Config
+from reppo_fast.runner import run
+
+TINY = dict(env="ToyPointMass", num_envs=8, num_steps=8, num_epochs=1, num_minibatches=2, actor_hidden=16,
+            actor_layers=2, critic_hidden=16, num_bins=21, v_min=0.0, v_max=100.0, num_eval_envs=4,
+            eval_interval=2, checkpoint_interval=10, progress=False, total_steps=3 * 64)
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Every NVTX push/pop, in order, as ("push", name) / ("pop", None)."""
+    calls = []
+    monkeypatch.setattr(nvtx, "push_range", lambda name: calls.append(("push", name)))
+    monkeypatch.setattr(nvtx, "pop_range", lambda: calls.append(("pop", None)))
+    return calls
+
+
+def _pushed(calls):
+    return {name for kind, name in calls if kind == "push"}
+
+
+def _assert_balanced(calls):
+    """Pops match pushes as a stack: every range closes, innermost first, none left open."""
+    depth = 0
+    for kind, _ in calls:
+        depth += 1 if kind == "push" else -1
+        assert depth >= 0
+    assert depth == 0
+
+
+def test_disabled_ranges_call_nothing(recorded):
+    ranges = profiling.Ranges(False)
+    assert ranges("rollout") is ranges("update")  # one shared null context: no allocation per use
+    with ranges("rollout"):
+        pass
+    assert recorded == []
+
+
+def test_enabled_ranges_nest(recorded):
+    ranges = profiling.Ranges(True)
+    with ranges("update"):
+        with ranges("update/critic"):
+            pass
+    assert recorded == [("push", "update"), ("push", "update/critic"), ("pop", None), ("pop", None)]
+
+
+def test_a_range_closes_when_its_body_raises(recorded):
+    ranges = profiling.Ranges(True)
+    with pytest.raises(ZeroDivisionError):
+        with ranges("rollout"):
+            1 / 0
+    assert recorded == [("push", "rollout"), ("pop", None)]
+
+
+def test_profiled_eager_torch_run_emits_every_phase_and_op(recorded, tmp_path):
+    cfg = dataclasses.replace(Config(), **TINY, framework="torch", compile="off", profile=True,
+                              profile_warmup=1, run_dir=str(tmp_path / "run"))
+    run(cfg)
+    expected = set(profiling.PHASES) | {profiling.CAPTURE, "op/tanh_normal", "op/hl_gauss_ce",
+                                        "op/hl_gauss_decode", "op/lambda_returns"}
+    assert expected <= _pushed(recorded)
+    _assert_balanced(recorded)
+    # The capture window opens once, after the warm-up iteration's ranges.
+    pushes = [name for kind, name in recorded if kind == "push"]
+    assert pushes.count(profiling.CAPTURE) == 1 and pushes.index(profiling.CAPTURE) > pushes.index("update")
+
+
+def test_profiled_compiled_torch_run_keeps_ranges_out_of_compiled_code(recorded, tmp_path):
+    """An NVTX call inside torch.compile'd code would break the graph: only host-side ranges remain."""
+    cfg = dataclasses.replace(Config(), **TINY, framework="torch", compile="on", profile=True,
+                              run_dir=str(tmp_path / "run"))
+    run(cfg)
+    pushed = _pushed(recorded)
+    assert {"rollout", "returns", "update", "eval"} <= pushed
+    assert not pushed & {"update/critic", "update/actor", "op/tanh_normal", "op/hl_gauss_ce"}
+    _assert_balanced(recorded)
+
+
+def test_unprofiled_run_emits_no_range(recorded, tmp_path):
+    cfg = dataclasses.replace(Config(), **TINY, framework="torch", run_dir=str(tmp_path / "run"))
+    run(cfg)
+    assert recorded == []
+
+
+def test_jax_iteration_names_phases_and_ops_in_its_lowered_program(tmp_path):
+    """Inside jit the ranges are named scopes; they must reach the lowered program's op locations, which
+    is what XLA turns into NVTX ranges on GPU."""
+    import jax
+
+    from reppo_fast.kernels import bind
+    from reppo_fast.envs import make_env
+    from reppo_fast.on_jax.trainer import JaxReppo
+
+    cfg = dataclasses.replace(Config(), **TINY, profile=True, gamma=0.99)
+    env = make_env(cfg.env, num_envs=cfg.num_envs)
+    trainer = JaxReppo(cfg, env, env, bind("jax", "reference"))
+    text = jax.jit(trainer._iteration).lower(trainer.init_state(0)).as_text(debug_info=True)
+    for name in ("rollout", "returns", "update/critic", "update/actor", "op/tanh_normal", "op/hl_gauss_ce",
+                 "op/lambda_returns"):
+        assert name in text, name
