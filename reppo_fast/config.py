@@ -21,13 +21,14 @@ class Config:
     env: str = "HumanoidRun"
     """Environment: a DM Control task name (e.g. HumanoidRun, CartpoleBalance), a short alias
     (Humanoid, Walker, Cheetah, ...), or ToyPointMass (a tiny analytic test env)."""
-    preset: Literal["auto", "dmc", "maniskill", "maniskill_cpu", "cpu"] = "auto"
-    """Hyper-parameter preset: `auto` picks the env's suite preset (ManiSkill without CUDA: `maniskill_cpu`);
-    `cpu` is small and quick for CPU runs."""
+    preset: Literal["auto", "dmc", "maniskill", "maniskill_cpu", "cpu", "ppo", "ppo_cpu"] = "auto"
+    """Hyper-parameter preset: `auto` picks the env's suite preset (ManiSkill without CUDA: `maniskill_cpu`;
+    `--algo ppo`: `ppo`, mujoco_playground's Brax-PPO DM Control setting); `cpu` (`ppo_cpu` for PPO) is
+    small and quick for CPU runs."""
     framework: str = "jax"
     """Framework path: `jax` (whole iteration jitted) or `torch` (torch.compile + CUDA graphs)."""
-    algo: str = "reppo"
-    """Algorithm. Only `reppo` for now."""
+    algo: Literal["reppo", "ppo"] = "reppo"
+    """Algorithm: `reppo`, or `ppo` (the paper's baseline; presets `ppo`, `ppo_cpu`)."""
     kernels: str = "auto"
     """Kernel backend for the hot ops: `auto`, `reference`, `pallas` (jax) or `triton` (torch)."""
     kernel_overrides: dict[str, str] = field(default_factory=dict)
@@ -72,8 +73,8 @@ class Config:
     # --- optimisation --------------------------------------------------------------------------------
     lr: float = 3e-4
     """Adam learning rate (actor, critic and the two multipliers)."""
-    max_grad_norm: float = 0.5
-    """Global gradient-norm clip, applied to actor and critic separately."""
+    max_grad_norm: float | None = 0.5
+    """Clip each network's gradient to this global norm (None: no clipping, Brax PPO's default)."""
     gamma: float | None = 0.99
     """Discount factor, in (0, 1); None: 1 - 10 / max_episode_steps (the ManiSkill preset)."""
     lmbda: float = 0.95
@@ -122,6 +123,20 @@ class Config:
     """Actions sent to the env (and stored) are clipped to +-action_clip."""
     obs_norm: bool = True
     """Running observation normalisation (frozen during evaluation)."""
+
+    # --- PPO only (--algo ppo; the policy is the actor, the value network the critic) -------------------
+    critic_layers: int = 5
+    """PPO value network depth (REPPO's critic has a fixed layout)."""
+    clip_eps: float = 0.2
+    """PPO clipped-surrogate epsilon."""
+    entropy_coef: float = 1e-2
+    """PPO entropy bonus coefficient (entropy of the tanh-Gaussian, one reparameterised sample per state)."""
+    value_coef: float = 0.25
+    """PPO value loss coefficient on mean (V - G)^2 (Brax: 0.5 * vf_coefficient 0.5)."""
+    reward_scaling: float = 10.0
+    """PPO: rewards are multiplied by this before GAE (Brax's reward_scaling)."""
+    normalize_advantage: bool = True
+    """PPO: standardise advantages per minibatch."""
 
     # --- torch path only ---------------------------------------------------------------------------------
     compile: Literal["auto", "on", "off"] = "auto"
@@ -203,17 +218,69 @@ PRESETS: dict[str, dict[str, object]] = {
         "eval_interval": 10,
         "checkpoint_interval": 50,
     },
+    # mujoco_playground's Brax-PPO DM Control setting (dm_control_suite_params.brax_ppo_config, Brax's
+    # make_ppo_networks defaults): 2048 envs, 16 epochs of 32 minibatches, each of 1024 30-step unrolls.
+    # One iteration here collects the same 983,040 transitions as 480 steps of 2048 envs, so GAE runs
+    # over 480-step segments instead of Brax's 30. Brax's clip is 0.3; the paper's baseline uses 0.2.
+    "ppo": {
+        "algo": "ppo",
+        "num_envs": 2048,
+        "num_steps": 480,
+        "num_epochs": 16,
+        "num_minibatches": 32,
+        "lr": 1e-3,
+        "max_grad_norm": None,
+        "gamma": 0.995,
+        "lmbda": 0.95,
+        "actor_hidden": 32,
+        "actor_layers": 4,
+        "critic_hidden": 256,
+        "critic_layers": 5,
+        "total_steps": 60_000_000,
+        "eval_interval": 5,
+        "checkpoint_interval": 10,
+    },
+    # PPO small and quick on a 2-core CPU (CartpoleBalance).
+    "ppo_cpu": {
+        "algo": "ppo",
+        "num_envs": 256,
+        "num_steps": 32,
+        "num_epochs": 4,
+        "num_minibatches": 4,
+        "lr": 1e-3,
+        "max_grad_norm": None,
+        "gamma": 0.99,
+        "lmbda": 0.95,
+        "actor_hidden": 64,
+        "actor_layers": 2,
+        "critic_hidden": 128,
+        "critic_layers": 2,
+        "episode_length": 200,
+        "total_steps": 1_000_000,
+        "num_eval_envs": 8,
+        "eval_interval": 10,
+        "checkpoint_interval": 50,
+    },
 }
 
 SUITE_PRESET = {"dmc": "dmc", "toy": "dmc", "maniskill": "maniskill"}
+PPO_PRESETS = ("ppo", "ppo_cpu")
 
 
-def resolve_preset(preset: str, suite: str) -> str:
-    """`auto` -> the suite's preset; ManiSkill without CUDA (or with `cpu`) -> `maniskill_cpu`, since
-    physx_cpu runs one env per process."""
+def resolve_preset(preset: str, suite: str, algo: str = "reppo") -> str:
+    """`auto` -> the suite's preset (`ppo` for PPO); `cpu` -> `ppo_cpu` for PPO; ManiSkill without CUDA
+    (or with `cpu`) -> `maniskill_cpu`, since physx_cpu runs one env per process."""
+    if algo == "ppo":
+        name = {"auto": "ppo", "cpu": "ppo_cpu"}.get(preset, preset)
+        if name not in PPO_PRESETS:
+            raise ConfigError(f"preset: {preset!r} is a REPPO preset; with --algo ppo choose auto, "
+                              f"{', '.join(PPO_PRESETS)} or cpu")
+        return name
     name = SUITE_PRESET[suite] if preset == "auto" else preset
     if name not in PRESETS:
         raise ConfigError(f"preset: unknown preset {preset!r}; choose one of auto, {', '.join(PRESETS)}")
+    if name in PPO_PRESETS:
+        raise ConfigError(f"preset: {name!r} is a PPO preset; add --algo ppo")
     if suite == "maniskill" and (name == "cpu" or (preset == "auto" and not _cuda_available())):
         return "maniskill_cpu"
     return name
@@ -225,10 +292,10 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def preset_config(preset: str, suite: str, **fields: object) -> Config:
+def preset_config(preset: str, suite: str, algo: str = "reppo", **fields: object) -> Config:
     """The config of `preset` (resolved by resolve_preset) with `fields` set on top. ManiSkill tasks run
     on the torch path, so their framework defaults to torch."""
-    name = resolve_preset(preset, suite)
+    name = resolve_preset(preset, suite, algo)
     suite_fields = {"framework": "torch"} if suite == "maniskill" else {}
     return dataclasses.replace(Config(), **{**suite_fields, **PRESETS[name], **fields, "preset": name})
 
@@ -243,9 +310,13 @@ def validate(cfg: Config) -> None:
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name} must be a positive integer, got {getattr(cfg, name)}")
-    for name in ["lr", "max_grad_norm", "sigma_ratio", "kl_target", "alpha_init", "beta_init"]:
+    for name in ["lr", "sigma_ratio", "kl_target", "alpha_init", "beta_init", "clip_eps", "reward_scaling"]:
         if not getattr(cfg, name) > 0:
             raise ConfigError(f"{name} must be > 0, got {getattr(cfg, name)}")
+    if cfg.max_grad_norm is not None and not cfg.max_grad_norm > 0:
+        raise ConfigError(f"max_grad_norm must be > 0 (or None: no clipping), got {cfg.max_grad_norm}")
+    if cfg.critic_layers <= 0 or cfg.entropy_coef < 0 or cfg.value_coef <= 0:
+        raise ConfigError("critic_layers and value_coef must be positive, entropy_coef >= 0")
     if cfg.profile_warmup < 0:
         raise ConfigError(f"profile_warmup must be >= 0, got {cfg.profile_warmup}")
     if cfg.episode_length is not None and cfg.episode_length <= 0:
@@ -273,8 +344,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"kl_estimator must be 'sampled' or 'analytic', got {cfg.kl_estimator!r}")
     if cfg.actor_objective not in ("clipped", "full"):
         raise ConfigError(f"actor_objective must be 'clipped' or 'full', got {cfg.actor_objective!r}")
-    if cfg.algo != "reppo":
-        raise ConfigError(f"algo: unknown algorithm {cfg.algo!r}; choose 'reppo'")
+    if cfg.algo not in ("reppo", "ppo"):
+        raise ConfigError(f"algo: unknown algorithm {cfg.algo!r}; choose 'reppo' or 'ppo'")
+    if (cfg.algo == "ppo") != (cfg.preset in PPO_PRESETS) and cfg.preset != "auto":
+        raise ConfigError(f"preset {cfg.preset!r} does not fit --algo {cfg.algo}: PPO runs take the ppo or "
+                          "ppo_cpu preset, REPPO runs the others")
     if cfg.compile not in ("auto", "on", "off"):
         raise ConfigError(f"compile must be 'auto', 'on' or 'off', got {cfg.compile!r}")
     if cfg.env_impl not in ("jax", "warp"):

@@ -24,6 +24,7 @@ def _preparse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--resume", default=None)
     parser.add_argument("--env", default=Config.env)
     parser.add_argument("--preset", default="auto")
+    parser.add_argument("--algo", default=Config.algo)
     known, _ = parser.parse_known_args(argv)
     return known
 
@@ -58,7 +59,7 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
         validate(cfg)
         return cfg, True
     resolved = resolve_env(pre.env)
-    base = preset_config(pre.preset, resolved.suite, env=resolved.name)
+    base = preset_config(pre.preset, resolved.suite, pre.algo, env=resolved.name)
     cfg = tyro.cli(Config, default=base, args=argv, description=desc)
     cfg = dataclasses.replace(cfg, env=resolve_env(cfg.env).name)
     if resolved.alias is not None:

@@ -65,12 +65,13 @@ def rollout(actor, critic, carry: RolloutCarry, key, env, kernels, cfg):
     return carry, data, jax.tree.map(jnp.sum, stats)
 
 
-def evaluate(actor_net, norm, env, key, cfg):
-    """Mean undiscounted return of one full episode per fresh env, deterministic action tanh(mean);
-    normalisation statistics frozen."""
+def evaluate(policy_mean, norm, env, key, cfg):
+    """Mean undiscounted return of one full episode per fresh env, deterministic action tanh(mean), with
+    policy_mean(normalised obs [N, O]) -> pre-tanh mean [N, A]; normalisation statistics frozen. Shared by
+    every algorithm."""
     def step(c, _):
         env_state, ret, alive = c
-        mean, _ = nets.actor_apply(actor_net, normalize(norm, env_state.obs, cfg.obs_norm))
+        mean = policy_mean(normalize(norm, env_state.obs, cfg.obs_norm))
         env_state, out = env.step(env_state, jnp.clip(jnp.tanh(mean), -cfg.action_clip, cfg.action_clip))
         ret = ret + jnp.where(alive, out.reward, 0.0)
         return (env_state, ret, alive & ~(out.terminated | out.truncated)), None

@@ -15,6 +15,7 @@ import optax
 
 from reppo_fast.on_jax import networks as nets
 from reppo_fast.on_jax.losses import Batch, actor_loss, critic_loss
+from reppo_fast.on_jax.minibatches import scan_minibatches
 from reppo_fast.on_jax.normalizer import norm_init
 from reppo_fast.on_jax.rollout import RolloutCarry, evaluate, rollout
 from reppo_fast.profiling import instrument_kernels
@@ -31,7 +32,15 @@ class TrainState(NamedTuple):
 
 
 def make_optimizer(cfg) -> optax.GradientTransformation:
+    """Adam, after a global-norm clip unless max_grad_norm is None."""
+    if cfg.max_grad_norm is None:
+        return optax.adam(cfg.lr)
     return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
+
+
+def eval_key(seed: int, iteration: int):
+    """The evaluation key: a function of (seed, iteration) only, so a resumed run evaluates alike."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed ^ 0x5EED), iteration)
 
 
 class JaxReppo:
@@ -43,7 +52,8 @@ class JaxReppo:
         self.kernels = instrument_kernels(kernels, jax.named_scope if cfg.profile else None)
         self.tx = make_optimizer(cfg)
         self.iteration = jax.jit(self._iteration)
-        self._evaluate = jax.jit(lambda net, norm, key: evaluate(net, norm, eval_env, key, cfg))
+        self._evaluate = jax.jit(lambda net, norm, key: evaluate(
+            lambda obs: nets.actor_apply(net, obs)[0], norm, eval_env, key, cfg))
 
     def init_state(self, seed: int) -> TrainState:
         cfg, env = self.cfg, self.env
@@ -75,8 +85,7 @@ class JaxReppo:
 
     def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
         """Deterministic eval on fresh envs; the key depends only on (seed, iteration): resumable."""
-        key = jax.random.fold_in(jax.random.PRNGKey(seed ^ 0x5EED), iteration)
-        return float(self._evaluate(state.actor["net"], state.rollout.norm, key))
+        return float(self._evaluate(state.actor["net"], state.rollout.norm, eval_key(seed, iteration)))
 
     # --- the jitted iteration -------------------------------------------------------------------------
 
@@ -110,13 +119,10 @@ class JaxReppo:
 
     def _update(self, state: TrainState, batch: Batch, key):
         cfg, kernels, tx = self.cfg, self.kernels, self.tx
-        num = batch.obs.shape[0]
-        batch_size, action_size = num // cfg.num_minibatches, batch.action.shape[-1]
+        batch_size, action_size = batch.obs.shape[0] // cfg.num_minibatches, batch.action.shape[-1]
 
-        def minibatch(carry, inputs):
+        def minibatch(carry, mb, k):
             actor, critic, actor_opt, critic_opt = carry
-            idx, k = inputs
-            mb = jax.tree.map(lambda x: x[idx], batch)
             with jax.named_scope("update/critic"):
                 (c_loss, c_metrics), c_grad = jax.value_and_grad(critic_loss, has_aux=True)(
                     critic, mb, kernels, cfg)
@@ -136,14 +142,9 @@ class JaxReppo:
                        "actor/grad_norm": optax.tree.norm(a_grad), **c_metrics, **a_metrics}
             return (actor, critic, actor_opt, critic_opt), metrics
 
-        def epoch(carry, k):
-            k_perm, k_mb = jax.random.split(k)
-            perm = jax.random.permutation(k_perm, num).reshape(cfg.num_minibatches, batch_size)
-            return jax.lax.scan(minibatch, carry, (perm, jax.random.split(k_mb, cfg.num_minibatches)))
-
         carry = (state.actor, state.critic, state.actor_opt, state.critic_opt)
-        carry, metrics = jax.lax.scan(epoch, carry, jax.random.split(key, cfg.num_epochs))
-        return (*carry, jax.tree.map(jnp.mean, metrics))
+        carry, metrics = scan_minibatches(minibatch, carry, batch, key, cfg.num_epochs, cfg.num_minibatches)
+        return (*carry, metrics)
 
 
 def state_to_arrays(state: TrainState) -> dict[str, np.ndarray]:

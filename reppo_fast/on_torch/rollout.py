@@ -85,13 +85,14 @@ def rollout(actor, critic, carry: RolloutCarry, env, generator, kernels, cfg, ac
 
 
 @torch.no_grad()
-def evaluate(actor, norm: NormState, env, seed: int, cfg) -> float:
-    """Mean undiscounted return of one full episode per fresh env, deterministic action tanh(mean)."""
+def evaluate(policy_mean, norm: NormState, env, seed: int, cfg) -> float:
+    """Mean undiscounted return of one full episode per fresh env, deterministic action tanh(mean), with
+    policy_mean(normalised obs [N, O]) -> pre-tanh mean [N, A]. Shared by every algorithm."""
     obs = env.reset(seed, random_step_count=False)
     ret = torch.zeros(env.num_envs, device=env.device)
     alive = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
     for _ in range(env.max_episode_steps):
-        mean, _ = nets.actor_apply(actor.net, normalize(norm, obs, cfg.obs_norm))
+        mean = policy_mean(normalize(norm, obs, cfg.obs_norm))
         out = env.step(torch.tanh(mean).clamp(-cfg.action_clip, cfg.action_clip))
         ret += torch.where(alive, out.reward, 0.0)
         alive &= ~(out.terminated | out.truncated)

@@ -15,6 +15,7 @@ import torch
 from reppo_fast.on_torch import networks as nets
 from reppo_fast.on_torch.checkpointing import load_state_arrays, state_arrays
 from reppo_fast.on_torch.losses import Batch, actor_loss, critic_loss
+from reppo_fast.on_torch.minibatches import mean_metrics, minibatches
 from reppo_fast.on_torch.normalizer import norm_init
 from reppo_fast.on_torch.rollout import RolloutCarry, act, bootstrap, evaluate, rollout
 from reppo_fast.profiling import NO_RANGES, Ranges, instrument_kernels
@@ -32,20 +33,28 @@ class TrainState:
     iteration: int = 0
 
 
-def clip_grads_(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """optax.clip_by_global_norm in place: g *= max_norm / max(||g||, max_norm). Returns ||g||."""
+def clip_grads_(grads: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
+    """optax.clip_by_global_norm in place: g *= max_norm / max(||g||, max_norm) (max_norm None: no clip).
+    Returns ||g||."""
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-    torch._foreach_mul_(grads, max_norm / torch.clamp(norm, min=max_norm))
+    if max_norm is not None:
+        torch._foreach_mul_(grads, max_norm / torch.clamp(norm, min=max_norm))
     return norm
 
 
-def _step(loss, params, opt, max_norm):
+def step_optimizer(loss, params, opt, max_norm) -> torch.Tensor:
+    """Gradients of loss, clipped (clip_grads_), then one optimiser step. Returns the gradient norm."""
     grads = list(torch.autograd.grad(loss, params))
     norm = clip_grads_(grads, max_norm)
     for p, g in zip(params, grads):
         p.grad = g
     opt.step()
     return norm
+
+
+def eval_seed(seed: int, iteration: int) -> int:
+    """The evaluation env seed: a function of (seed, iteration) only, so a resumed run evaluates alike."""
+    return (seed ^ 0x5EED) * 100_003 + iteration
 
 
 class TorchReppo:
@@ -92,8 +101,8 @@ class TorchReppo:
 
     def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
         """Deterministic eval on fresh envs; the seed depends only on (seed, iteration): resumable."""
-        return evaluate(state.actor, state.rollout.norm, self.eval_env, (seed ^ 0x5EED) * 100_003 + iteration,
-                        self.cfg)
+        return evaluate(lambda obs: nets.actor_apply(state.actor.net, obs)[0], state.rollout.norm,
+                        self.eval_env, eval_seed(seed, iteration), self.cfg)
 
     @staticmethod
     def to_arrays(state: TrainState) -> dict[str, np.ndarray]:
@@ -132,19 +141,14 @@ class TorchReppo:
 
     def _update(self, state: TrainState, batch: Batch) -> dict:
         cfg = self.cfg
-        num = batch.obs.shape[0]
-        size, action_size = num // cfg.num_minibatches, batch.action.shape[-1]
+        size, action_size = batch.obs.shape[0] // cfg.num_minibatches, batch.action.shape[-1]
         kl_samples = cfg.kl_samples if cfg.kl_estimator == "sampled" else 0
         history = []
-        for _ in range(cfg.num_epochs):
-            perm = torch.randperm(num, device=self.device, generator=state.generator)
-            for i in range(cfg.num_minibatches):
-                idx = perm[i * size:(i + 1) * size]
-                mb = Batch(*(x[idx] for x in batch))
-                noise = torch.randn(1 + kl_samples, size, action_size, device=self.device,
-                                    generator=state.generator)
-                history.append(self.update_step(state, mb, noise))
-        return {k: torch.stack([h[k] for h in history]).mean() for k in history[0]}
+        for mb in minibatches(batch, cfg.num_epochs, cfg.num_minibatches, state.generator):
+            noise = torch.randn(1 + kl_samples, size, action_size, device=self.device,
+                                generator=state.generator)
+            history.append(self.update_step(state, mb, noise))
+        return mean_metrics(history)
 
     def _update_step(self, state: TrainState, mb: Batch, noise: torch.Tensor) -> dict:
         """One critic step then one actor step; noise [1+S, B, A]: the action draw, then the KL draws."""
@@ -153,12 +157,14 @@ class TorchReppo:
         with ranges("update/critic"):
             with autocast:
                 c_loss, c_metrics = critic_loss(state.critic, mb, kernels, cfg)
-            c_norm = _step(c_loss, list(state.critic.parameters()), state.critic_opt, cfg.max_grad_norm)
+            c_norm = step_optimizer(c_loss, list(state.critic.parameters()), state.critic_opt,
+                                    cfg.max_grad_norm)
         old_noise = noise[1:] if cfg.kl_estimator == "sampled" else None
         with ranges("update/actor"):
             with autocast:
                 a_loss, a_metrics = actor_loss(state.actor, state.critic, mb, noise[0], old_noise, kernels,
                                                cfg)
-            a_norm = _step(a_loss, list(state.actor.parameters()), state.actor_opt, cfg.max_grad_norm)
+            a_norm = step_optimizer(a_loss, list(state.actor.parameters()), state.actor_opt,
+                                    cfg.max_grad_norm)
         return {"critic/loss": c_loss.detach(), "actor/loss": a_loss.detach(), "critic/grad_norm": c_norm,
                 "actor/grad_norm": a_norm, **c_metrics, **a_metrics}
