@@ -56,6 +56,7 @@ def _build(cfg: Config):
         import torch
 
         from reppo_fast.envs import make_torch_env
+        from reppo_fast.on_torch.ppo_trainer import TorchPpo
         from reppo_fast.on_torch.trainer import TorchReppo
 
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -64,14 +65,17 @@ def _build(cfg: Config):
         cfg = _resolve_gamma(cfg, env)
         # Evaluation always plays the env's own full episodes, whatever the training time limit.
         eval_env = make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=device, impl=cfg.env_impl)
-        return cfg, TorchReppo(cfg, env, eval_env, kernels, device, ranges), kernels, env, ranges
+        trainer_cls = TorchPpo if cfg.algo == "ppo" else TorchReppo
+        return cfg, trainer_cls(cfg, env, eval_env, kernels, device, ranges), kernels, env, ranges
     from reppo_fast.envs import make_env
+    from reppo_fast.on_jax.ppo_trainer import JaxPpo
     from reppo_fast.on_jax.trainer import JaxReppo
 
     env = make_env(cfg.env, num_envs=cfg.num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length)
     cfg = _resolve_gamma(cfg, env)
     eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl)
-    return cfg, JaxReppo(cfg, env, eval_env, kernels), kernels, env, ranges
+    trainer_cls = JaxPpo if cfg.algo == "ppo" else JaxReppo
+    return cfg, trainer_cls(cfg, env, eval_env, kernels), kernels, env, ranges
 
 
 def _resolve_gamma(cfg: Config, env) -> Config:

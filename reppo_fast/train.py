@@ -61,7 +61,8 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
     resolved = resolve_env(pre.env)
     base = preset_config(pre.preset, resolved.suite, pre.algo, env=resolved.name)
     cfg = tyro.cli(Config, default=base, args=argv, description=desc)
-    cfg = dataclasses.replace(cfg, env=resolve_env(cfg.env).name)
+    # --preset names the preset as asked ("cpu"); the config records the one resolved ("ppo_cpu").
+    cfg = dataclasses.replace(cfg, env=resolve_env(cfg.env).name, preset=base.preset)
     if resolved.alias is not None:
         print(f"env: {resolved.alias} -> {resolved.name}")
     if cfg.preset != pre.preset:

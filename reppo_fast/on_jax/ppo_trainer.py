@@ -1,0 +1,92 @@
+"""PPO on the JAX path (the paper's baseline): one jitted function per iteration, like JaxReppo.
+
+Per iteration: rollout, GAE through the `lambda_returns` op (once, with the acting value network, as in
+CleanRL; Brax recomputes it per minibatch), then epochs x minibatches of one joint step on
+ppo_loss. The state, checkpoints, evaluation and host loop are REPPO's: the policy is `actor`, the value
+network `critic`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from reppo_fast.on_jax import ppo_networks as nets
+from reppo_fast.on_jax.minibatches import scan_minibatches
+from reppo_fast.on_jax.normalizer import norm_init
+from reppo_fast.on_jax.ppo_losses import PpoBatch, ppo_loss
+from reppo_fast.on_jax.ppo_rollout import gae, rollout
+from reppo_fast.on_jax.rollout import RolloutCarry, evaluate
+from reppo_fast.on_jax.trainer import (TrainState, eval_key, make_optimizer, state_from_arrays,
+                                       state_to_arrays)
+from reppo_fast.profiling import instrument_kernels
+
+
+class JaxPpo:
+    """Holds the static pieces (config, envs, kernels) and the jitted functions over TrainState."""
+
+    def __init__(self, cfg, env, eval_env, kernels):
+        self.cfg, self.env, self.eval_env = cfg, env, eval_env
+        self.kernels = instrument_kernels(kernels, jax.named_scope if cfg.profile else None)
+        self.tx = make_optimizer(cfg)
+        self.iteration = jax.jit(self._iteration)
+        self._evaluate = jax.jit(lambda actor, norm, key: evaluate(
+            lambda obs: nets.actor_apply(actor, obs)[0], norm, eval_env, key, cfg))
+
+    def init_state(self, seed: int) -> TrainState:
+        cfg, env = self.cfg, self.env
+        k_actor, k_critic, k_env, key = jax.random.split(jax.random.PRNGKey(seed), 4)
+        actor = nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers)
+        critic = nets.init_critic(k_critic, env.obs_size, cfg.critic_hidden, cfg.critic_layers)
+        carry = RolloutCarry(env.reset(k_env), norm_init(env.obs_size),
+                             jnp.zeros((env.num_envs,), jnp.float32))
+        return TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
+                          jnp.zeros((), jnp.int32))
+
+    def describe(self) -> dict:
+        return {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}
+
+    to_arrays = staticmethod(state_to_arrays)
+    from_arrays = staticmethod(state_from_arrays)
+
+    def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
+        return float(self._evaluate(state.actor, state.rollout.norm, eval_key(seed, iteration)))
+
+    def _iteration(self, state: TrainState):
+        cfg, kernels = self.cfg, self.kernels
+        key, k_roll, k_update = jax.random.split(state.key, 3)
+        with jax.named_scope("rollout"):
+            carry, data, stats = rollout(state.actor, state.critic, state.rollout, k_roll, self.env, kernels,
+                                         cfg)
+        with jax.named_scope("returns"):
+            advantage, returns = gae(data, kernels, cfg)
+        with jax.named_scope("update"):
+            batch = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]),
+                                 PpoBatch(data.obs, data.raw_action, data.log_prob, advantage, returns))
+            actor, critic, actor_opt, critic_opt, metrics = self._update(state, batch, k_update)
+        episodes = jnp.maximum(stats["episodes"], 1)
+        metrics.update({"train/episode_return": stats["episode_return_sum"] / episodes,
+                        "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
+                        "train/reward": jnp.mean(data.reward), "train/returns": jnp.mean(returns)})
+        return TrainState(actor, critic, actor_opt, critic_opt, carry, key, state.iteration + 1), metrics
+
+    def _update(self, state: TrainState, batch: PpoBatch, key):
+        cfg, kernels, tx = self.cfg, self.kernels, self.tx
+        shape = (batch.obs.shape[0] // cfg.num_minibatches, batch.raw_action.shape[-1])
+
+        def minibatch(carry, mb, k):
+            actor, critic, actor_opt, critic_opt = carry
+            (loss, metrics), (a_grad, c_grad) = jax.value_and_grad(ppo_loss, argnums=(0, 1), has_aux=True)(
+                actor, critic, mb, jax.random.normal(k, shape), kernels, cfg)
+            # The loss's two parts have disjoint parameters: two Adams equal one over both (unclipped).
+            a_upd, actor_opt = tx.update(a_grad, actor_opt, actor)
+            c_upd, critic_opt = tx.update(c_grad, critic_opt, critic)
+            metrics = {"loss": loss, "actor/grad_norm": optax.tree.norm(a_grad),
+                       "critic/grad_norm": optax.tree.norm(c_grad), **metrics}
+            return (optax.apply_updates(actor, a_upd), optax.apply_updates(critic, c_upd), actor_opt,
+                    critic_opt), metrics
+
+        carry = (state.actor, state.critic, state.actor_opt, state.critic_opt)
+        carry, metrics = scan_minibatches(minibatch, carry, batch, key, cfg.num_epochs, cfg.num_minibatches)
+        return (*carry, metrics)
