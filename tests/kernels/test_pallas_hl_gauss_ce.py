@@ -14,6 +14,7 @@ import pytest
 from scipy import special
 
 from reppo_fast.kernels import reference_jax as ref
+from reppo_fast.kernels.pallas_ops._compat import lower_for_cuda
 from reppo_fast.kernels.pallas_ops import hl_gauss_ce as hg
 
 V_MIN, V_MAX = -15.0, 15.0
@@ -177,10 +178,6 @@ def test_shapes_dtypes_jit_and_errors():
         hg.hl_gauss_ce(x, y, **SUPPORT, sigma_ratio=0.0)
 
 
-def _lowered_for_cuda(fn, *avals):
-    return jax.jit(fn).trace(*avals).lower(lowering_platforms=("cuda",)).as_text()
-
-
 @pytest.mark.parametrize("batch,num_bins,dtype", [(37, 151, jnp.float32), (1, 7, jnp.float32),
                                                   (5, 151, jnp.float64)])
 def test_every_function_lowers_for_cuda(batch, num_bins, dtype):
@@ -206,5 +203,5 @@ def test_every_function_lowers_for_cuda(batch, num_bins, dtype):
     shapes = {"logits": (batch, num_bins), "rows": (batch,)}
     with jax.enable_x64(dtype == jnp.float64):
         for fn, names, kernels in cases:
-            text = _lowered_for_cuda(fn, *(jax.ShapeDtypeStruct(shapes[n], dtype) for n in names))
+            text = lower_for_cuda(fn, *(jax.ShapeDtypeStruct(shapes[n], dtype) for n in names))
             assert text.count("__gpu$xla.gpu.triton") == kernels, text[:2000]

@@ -14,6 +14,7 @@ import pytest
 from test_ref_lambda_returns import oracle_lambda_returns  # tests/kernels is on sys.path
 
 from reppo_fast.kernels import reference_jax
+from reppo_fast.kernels.pallas_ops._compat import lower_for_cuda
 from reppo_fast.kernels.pallas_ops import lambda_returns as pallas_module
 
 GAMMA = 0.97
@@ -187,10 +188,6 @@ def test_shape_errors_like_the_reference():
         _kernel((rewards[:0], next_values[:0], terminated[:0], truncated[:0]))
 
 
-def _lower_for_cuda(fn, *avals):
-    return jax.jit(fn).trace(*avals).lower(lowering_platforms=("cuda",)).as_text()
-
-
 def _avals(shape, values=jnp.float32, flags=jnp.bool_):
     return [jax.ShapeDtypeStruct(shape, values)] * 2 + [jax.ShapeDtypeStruct(shape, flags)] * 2
 
@@ -205,7 +202,7 @@ def test_lowers_for_cuda(shape, values, flags):
     def forward(*xs):
         return pallas_module.lambda_returns(*xs, gamma=GAMMA, lmbda=0.95, interpret=False)
 
-    assert TRITON_CALL in _lower_for_cuda(forward, *_avals(shape, values, flags))
+    assert TRITON_CALL in lower_for_cuda(forward, *_avals(shape, values, flags))
 
 
 def test_float64_and_traced_scalars_lower_for_cuda():
@@ -213,9 +210,9 @@ def test_float64_and_traced_scalars_lower_for_cuda():
         return pallas_module.lambda_returns(*xs, gamma=gamma, lmbda=lmbda, interpret=False)
 
     scalar = jax.ShapeDtypeStruct((), jnp.float32)
-    assert TRITON_CALL in _lower_for_cuda(forward, scalar, scalar, *_avals((37, 5)))
+    assert TRITON_CALL in lower_for_cuda(forward, scalar, scalar, *_avals((37, 5)))
     with jax.enable_x64(True):
-        text = _lower_for_cuda(lambda *xs: forward(GAMMA, 0.95, *xs), *_avals((37, 5), jnp.float64))
+        text = lower_for_cuda(lambda *xs: forward(GAMMA, 0.95, *xs), *_avals((37, 5), jnp.float64))
         assert TRITON_CALL in text and "tensor<37x5xf64>" in text
 
 
@@ -229,7 +226,7 @@ def test_vjp_lowers_for_cuda():
         returns, pullback = jax.vjp(forward, rewards, next_values)
         return returns, pullback(cotangent)
 
-    assert TRITON_CALL in _lower_for_cuda(vjp, *_avals((37, 5)), jax.ShapeDtypeStruct((37, 5), jnp.float32))
+    assert TRITON_CALL in lower_for_cuda(vjp, *_avals((37, 5)), jax.ShapeDtypeStruct((37, 5), jnp.float32))
 
 
 def _triton_ir(debug_dump: str) -> str:
@@ -254,7 +251,7 @@ def test_triton_ir_compiles_to_ptx_for_sm90(monkeypatch, capsys, tmp_path):
     def forward(*xs):
         return pallas_module.lambda_returns(*xs, gamma=GAMMA, lmbda=0.95, interpret=False)
 
-    _lower_for_cuda(forward, *_avals((3, 96)))
+    lower_for_cuda(forward, *_avals((3, 96)))
     path = tmp_path / "lambda_returns.ttir"
     path.write_text(_triton_ir(capsys.readouterr().out))
     compiled = triton.compile(str(path), target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
