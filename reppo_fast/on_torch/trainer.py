@@ -60,7 +60,9 @@ def eval_seed(seed: int, iteration: int) -> int:
 class TorchReppo:
     """Holds config, envs and kernels; `iteration` mutates the TrainState in place and returns it."""
 
-    def __init__(self, cfg, env, eval_env, kernels, device, ranges: Ranges = NO_RANGES):
+    def __init__(self, cfg, env, eval_env, kernels, device, ranges: Ranges = NO_RANGES, act_fn=act,
+                 bootstrap_fn=bootstrap):
+        """act_fn, bootstrap_fn: the acting functions to compile (PPO passes its own)."""
         self.cfg, self.env, self.eval_env, self.device = cfg, env, eval_env, device
         compile_on = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
         # An NVTX call inside a compiled region breaks the graph (the profile would time another program),
@@ -73,8 +75,8 @@ class TorchReppo:
         # The update step calls autograd.grad and the optimiser: dynamo may break the graph there, so it
         # is compiled without fullgraph; acting is plain tensor code and must compile whole.
         self.update_step = torch.compile(self._update_step, mode=mode) if compile_on else self._update_step
-        self.act = torch.compile(act, fullgraph=True, mode=mode) if compile_on else act
-        self.bootstrap = torch.compile(bootstrap, fullgraph=True, mode=mode) if compile_on else bootstrap
+        self.act = torch.compile(act_fn, fullgraph=True, mode=mode) if compile_on else act_fn
+        self.bootstrap = torch.compile(bootstrap_fn, fullgraph=True, mode=mode) if compile_on else bootstrap_fn
         self.compiled, self.mode = compile_on, mode
 
     def describe(self) -> dict:
@@ -89,15 +91,18 @@ class TorchReppo:
         actor = nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers,
                                 cfg.alpha_init, cfg.beta_init).to(device)
         critic = nets.init_critic(env.obs_size, env.action_size, cfg.critic_hidden, hist0).to(device)
-        capturable = device.type == "cuda"
-        lr = torch.tensor(cfg.lr, device=device) if capturable else cfg.lr
-        actor_opt = torch.optim.Adam(actor.parameters(), lr=lr, capturable=capturable)
-        critic_opt = torch.optim.Adam(critic.parameters(), lr=lr, capturable=capturable)
+        actor_opt, critic_opt = self.make_optimizer(actor), self.make_optimizer(critic)
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
         env.reset(seed)
         carry = RolloutCarry(norm_init(env.obs_size, device), torch.zeros(env.num_envs, device=device))
         return TrainState(actor, critic, actor_opt, critic_opt, carry, generator, env)
+
+    def make_optimizer(self, module: torch.nn.Module) -> torch.optim.Adam:
+        """Adam; on CUDA with capturable state and a tensor learning rate, so CUDA graphs can take the step."""
+        capturable = self.device.type == "cuda"
+        lr = torch.tensor(self.cfg.lr, device=self.device) if capturable else self.cfg.lr
+        return torch.optim.Adam(module.parameters(), lr=lr, capturable=capturable)
 
     def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
         """Deterministic eval on fresh envs; the seed depends only on (seed, iteration): resumable."""
