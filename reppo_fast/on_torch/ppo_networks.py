@@ -69,6 +69,6 @@ def load_jax_params(actor: Actor, jax_actor, critic: Critic, jax_critic) -> None
 
     for layers, params in ((actor.net, jax_actor["net"]), (critic.net, jax_critic)):
         for layer, p in zip(layers, params, strict=True):
-            layer.weight.copy_(torch.as_tensor(np.asarray(p["w"])).T)
-            layer.bias.copy_(torch.as_tensor(np.asarray(p["b"])))
-    actor.std_param.copy_(torch.as_tensor(np.asarray(jax_actor["std_param"])))
+            layer.weight.copy_(torch.tensor(np.asarray(p["w"])).T)
+            layer.bias.copy_(torch.tensor(np.asarray(p["b"])))
+    actor.std_param.copy_(torch.tensor(np.asarray(jax_actor["std_param"])))
