@@ -43,7 +43,9 @@ def _nvtx_backend() -> tuple[Callable[[str], None], Callable[[], None]] | None:
 class Ranges:
     """Named profiling ranges; `ranges("rollout")` is a context manager. Zero cost when disabled."""
 
-    def __init__(self, enabled: bool = False, jax_annotations: bool = False):
+    def __init__(self, enabled: bool = False, jax_annotations: bool = False, torch_annotations: bool = False):
+        """jax_annotations: also a jax.profiler.TraceAnnotation per range; torch_annotations: also a
+        torch.profiler.record_function, so torch.profiler (reppo_fast.profile_run) sees the ranges."""
         self.enabled = enabled
         self._nvtx = _nvtx_backend() if enabled else None
         if enabled and self._nvtx is None and not jax_annotations:
@@ -54,6 +56,10 @@ class Ranges:
             import jax
 
             self._trace = jax.profiler.TraceAnnotation
+        elif enabled and torch_annotations:
+            import torch
+
+            self._trace = torch.profiler.record_function
 
     def __call__(self, name: str):
         if not self.enabled:

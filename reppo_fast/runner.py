@@ -46,7 +46,8 @@ def _build(cfg: Config):
     from reppo_fast.kernels import bind
 
     kernels = bind(cfg.framework, cfg.kernels, cfg.kernel_overrides)
-    ranges = Ranges(cfg.profile, jax_annotations=cfg.framework == "jax")
+    ranges = Ranges(cfg.profile, jax_annotations=cfg.framework == "jax",
+                    torch_annotations=cfg.framework == "torch")
     if cfg.framework == "torch":
         import os
 

@@ -106,3 +106,30 @@ def test_jax_iteration_names_phases_and_ops_in_its_lowered_program(tmp_path):
     for name in ("rollout", "returns", "update/critic", "update/actor", "op/tanh_normal", "op/hl_gauss_ce",
                  "op/lambda_returns"):
         assert name in text, name
+
+
+def test_profile_run_summarises_every_range_of_a_real_run(tmp_path):
+    from reppo_fast import profile_run
+
+    out = tmp_path / "summary.md"
+    argv = ["--iterations", "2", "--warmup", "1", "--out", str(out), "--env", "ToyPointMass", "--framework",
+            "torch", "--num-envs", "8", "--num-steps", "8", "--num-epochs", "1", "--num-minibatches", "2",
+            "--actor-hidden", "16", "--critic-hidden", "16", "--num-bins", "21", "--v-min", "0", "--v-max",
+            "100", "--run-dir", str(tmp_path / "unused")]
+    assert profile_run.main(argv) == 0
+    text = out.read_text()
+    for name in ("rollout", "returns", "update", "update/critic", "update/actor", "op/tanh_normal",
+                 "op/hl_gauss_ce", "op/lambda_returns"):
+        assert f"| `{name}` |" in text, name
+    # 1 epoch x 2 minibatches: update/critic runs twice per iteration.
+    critic_row = next(line for line in text.splitlines() if line.startswith("| `update/critic` |"))
+    assert critic_row.split("|")[3].strip() == "2"
+    launches = int(text.rsplit(":", 1)[1])
+    assert launches > 10
+
+
+def test_profile_run_refuses_the_jax_path(capsys):
+    from reppo_fast import profile_run
+
+    assert profile_run.main(["--env", "ToyPointMass", "--framework", "jax"]) == 2
+    assert "torch path" in capsys.readouterr().err
