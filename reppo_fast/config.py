@@ -240,8 +240,8 @@ PRESETS: dict[str, dict[str, object]] = {
         "eval_interval": 5,
         "checkpoint_interval": 10,
     },
-    # PPO small and quick on a 2-core CPU: CartpoleBalance eval >= 900 within ~400k steps (2 seeds; with
-    # 4 x 4 updates per iteration one of 3 seeds stayed below 600 at 1M).
+    # PPO small and quick on a 2-core CPU: CartpoleBalance eval >= 900 within 330k-660k steps on JAX seeds
+    # 0-2 (with 4 x 4 updates per iteration one of 3 seeds stayed below 600 at 1M).
     "ppo_cpu": {
         "algo": "ppo",
         "num_envs": 256,
@@ -257,7 +257,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "critic_hidden": 128,
         "critic_layers": 2,
         "episode_length": 200,
-        "total_steps": 600_000,
+        "total_steps": 1_000_000,
         "num_eval_envs": 8,
         "eval_interval": 10,
         "checkpoint_interval": 50,

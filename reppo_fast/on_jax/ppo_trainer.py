@@ -41,8 +41,10 @@ class JaxPpo:
         critic = nets.init_critic(k_critic, env.obs_size, cfg.critic_hidden, cfg.critic_layers)
         carry = RolloutCarry(env.reset(k_env), norm_init(env.obs_size),
                              jnp.zeros((env.num_envs,), jnp.float32))
-        return TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
-                          jnp.zeros((), jnp.int32))
+        state = TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
+                           jnp.zeros((), jnp.int32))
+        # Committed to the device like the iteration's outputs, so `iteration` compiles once, not twice.
+        return jax.device_put(state, jax.devices()[0])
 
     def describe(self) -> dict:
         return {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}

@@ -68,8 +68,10 @@ class JaxReppo:
         critic = nets.init_critic(k_critic, env.obs_size, env.action_size, cfg.critic_hidden, hist0)
         carry = RolloutCarry(env.reset(k_env), norm_init(env.obs_size),
                              jnp.zeros((env.num_envs,), jnp.float32))
-        return TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
-                          jnp.zeros((), jnp.int32))
+        state = TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
+                           jnp.zeros((), jnp.int32))
+        # Committed to the device like the iteration's outputs, so `iteration` compiles once, not twice.
+        return jax.device_put(state, jax.devices()[0])
 
     def describe(self) -> dict:
         """Framework facts for the run metadata."""
