@@ -34,7 +34,8 @@ def _draw_env(axes, env, runs, threshold, paper: bool):
             steps, returns = zip(*marks)
             axes[0].scatter(steps, returns, marker="x", color="black", zorder=3)
             for s, r in marks:
-                axes[0].annotate(f"paper {algo}", (s, r), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                axes[0].annotate(f"paper {algo}", (s, r), fontsize=7, xytext=(3, 3),
+                                 textcoords="offset points")
     axes[0].set(title=f"{env}: eval return", xlabel="env steps", ylabel="return")
     axes[1].set(title=f"{env}: eval return", xlabel="training wall-clock (s)", ylabel="return")
     if len(axes) > 2:
@@ -50,8 +51,8 @@ def _summary(env, runs, threshold) -> list[str]:
     lines = []
     for label, members in sorted(group_runs(runs).items()):
         finals = [r.returns[-1] for r in members]
-        line = (f"{env} {label}: {len(members)} run(s), final eval return mean {sum(finals) / len(finals):.1f} "
-                f"(min {min(finals):.1f}, max {max(finals):.1f})")
+        line = (f"{env} {label}: {len(members)} run(s), final eval return mean "
+                f"{sum(finals) / len(finals):.1f} (min {min(finals):.1f}, max {max(finals):.1f})")
         if threshold is not None:
             reliable = [reliable_since(r, threshold) for r in members]
             done = [s for s in reliable if s is not None]

@@ -56,7 +56,8 @@ def _launches_under(evt, cuda: bool) -> int:
     return count
 
 
-def summarise(events, iterations: int, updates_per_iteration: int, cuda: bool, header: str, top: int = 5) -> str:
+def summarise(events, iterations: int, updates_per_iteration: int, cuda: bool, header: str,
+              top: int = 5) -> str:
     """Markdown summary of profiler events covering `iterations` iterations."""
     wanted = set(PHASES) | {"capture"}
     ranges = _ranges_of(events, lambda n: n in wanted or n.startswith("op/"))
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     state = trainer.init_state(cfg.seed)
     for _ in range(args.warmup):
         state, _ = trainer.iteration(state)
-    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+    activity = torch.profiler.ProfilerActivity
+    activities = [activity.CPU, activity.CUDA] if cuda else [activity.CPU]
     with torch.profiler.profile(activities=activities) as prof:
         for _ in range(args.iterations):
             state, metrics = trainer.iteration(state)
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.cuda.get_device_name() if cuda else "CPU"
     header = (f"# {cfg.env}, {cfg.algo}, torch, {device}\n\n"
               f"kernels {dict(kernels.bound)}, compiled {trainer.compiled} (mode {trainer.mode}), "
-              f"{cfg.num_envs} envs x {cfg.num_steps} steps, {cfg.num_epochs} x {cfg.num_minibatches} updates; "
+              f"{cfg.num_envs} envs x {cfg.num_steps} steps, {cfg.num_epochs} x {cfg.num_minibatches} "
+              "updates; "
               f"{args.iterations} iterations after {args.warmup} warm-up, torch {torch.__version__}")
     text = summarise(prof.events(), args.iterations, cfg.num_epochs * cfg.num_minibatches, cuda, header)
     if args.out is None:

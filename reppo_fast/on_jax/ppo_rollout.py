@@ -1,7 +1,10 @@
 """PPO rollout under lax.scan: act with the current policy, keep what the clipped surrogate and GAE need.
 
 GAE is the lambda-return minus the value: with next_values V(s_{t+1}) of the true next observations,
-G_t - V(s_t) = sum_k (gamma lmbda)^k delta_{t+k}, so advantages come from the `lambda_returns` op.
+G_t - V(s_t) = delta_t + gamma lmbda (G_{t+1} - V(s_{t+1})) = sum_k (gamma lmbda)^k delta_{t+k} within an
+episode, so advantages come from the `lambda_returns` op. (The running normaliser moves between steps, so
+next_values[t] and values[t+1] see s_{t+1} through slightly different statistics; the recursion above uses
+next_values[t], the lambda-return's own bootstrap.)
 """
 
 from __future__ import annotations

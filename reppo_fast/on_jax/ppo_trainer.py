@@ -17,22 +17,13 @@ from reppo_fast.on_jax.minibatches import scan_minibatches
 from reppo_fast.on_jax.normalizer import norm_init
 from reppo_fast.on_jax.ppo_losses import PpoBatch, ppo_loss
 from reppo_fast.on_jax.ppo_rollout import gae, rollout
-from reppo_fast.on_jax.rollout import RolloutCarry, evaluate
-from reppo_fast.on_jax.trainer import (TrainState, eval_key, make_optimizer, state_from_arrays,
-                                       state_to_arrays)
-from reppo_fast.profiling import instrument_kernels
+from reppo_fast.on_jax.rollout import RolloutCarry
+from reppo_fast.on_jax.trainer import JaxReppo, TrainState, train_metrics
 
 
-class JaxPpo:
-    """Holds the static pieces (config, envs, kernels) and the jitted functions over TrainState."""
-
-    def __init__(self, cfg, env, eval_env, kernels):
-        self.cfg, self.env, self.eval_env = cfg, env, eval_env
-        self.kernels = instrument_kernels(kernels, jax.named_scope if cfg.profile else None)
-        self.tx = make_optimizer(cfg)
-        self.iteration = jax.jit(self._iteration)
-        self._evaluate = jax.jit(lambda actor, norm, key: evaluate(
-            lambda obs: nets.actor_apply(actor, obs)[0], norm, eval_env, key, cfg))
+class JaxPpo(JaxReppo):
+    """JaxReppo's construction, jitting, evaluation and checkpoint codec, with PPO's state, rollout and
+    update."""
 
     def init_state(self, seed: int) -> TrainState:
         cfg, env = self.cfg, self.env
@@ -43,17 +34,11 @@ class JaxPpo:
                              jnp.zeros((env.num_envs,), jnp.float32))
         state = TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
                            jnp.zeros((), jnp.int32))
-        # Committed to the device like the iteration's outputs, so `iteration` compiles once, not twice.
         return jax.device_put(state, jax.devices()[0])
 
-    def describe(self) -> dict:
-        return {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}
-
-    to_arrays = staticmethod(state_to_arrays)
-    from_arrays = staticmethod(state_from_arrays)
-
-    def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
-        return float(self._evaluate(state.actor, state.rollout.norm, eval_key(seed, iteration)))
+    @staticmethod
+    def policy_mean(actor, obs):
+        return nets.actor_apply(actor, obs)[0]
 
     def _iteration(self, state: TrainState):
         cfg, kernels = self.cfg, self.kernels
@@ -67,10 +52,7 @@ class JaxPpo:
             batch = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]),
                                  PpoBatch(data.obs, data.raw_action, data.log_prob, advantage, returns))
             actor, critic, actor_opt, critic_opt, metrics = self._update(state, batch, k_update)
-        episodes = jnp.maximum(stats["episodes"], 1)
-        metrics.update({"train/episode_return": stats["episode_return_sum"] / episodes,
-                        "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
-                        "train/reward": jnp.mean(data.reward), "train/returns": jnp.mean(returns)})
+        metrics.update(train_metrics(stats, data.reward, returns))
         return TrainState(actor, critic, actor_opt, critic_opt, carry, key, state.iteration + 1), metrics
 
     def _update(self, state: TrainState, batch: PpoBatch, key):

@@ -52,8 +52,8 @@ class JaxReppo:
         self.kernels = instrument_kernels(kernels, jax.named_scope if cfg.profile else None)
         self.tx = make_optimizer(cfg)
         self.iteration = jax.jit(self._iteration)
-        self._evaluate = jax.jit(lambda net, norm, key: evaluate(
-            lambda obs: nets.actor_apply(net, obs)[0], norm, eval_env, key, cfg))
+        self._evaluate = jax.jit(lambda actor, norm, key: evaluate(
+            lambda obs: self.policy_mean(actor, obs), norm, eval_env, key, cfg))
 
     def init_state(self, seed: int) -> TrainState:
         cfg, env = self.cfg, self.env
@@ -87,7 +87,12 @@ class JaxReppo:
 
     def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
         """Deterministic eval on fresh envs; the key depends only on (seed, iteration): resumable."""
-        return float(self._evaluate(state.actor["net"], state.rollout.norm, eval_key(seed, iteration)))
+        return float(self._evaluate(state.actor, state.rollout.norm, eval_key(seed, iteration)))
+
+    @staticmethod
+    def policy_mean(actor, obs):
+        """The deterministic policy's pre-tanh action at normalised obs (what evaluation plays)."""
+        return nets.actor_apply(actor["net"], obs)[0]
 
     # --- the jitted iteration -------------------------------------------------------------------------
 
@@ -103,10 +108,7 @@ class JaxReppo:
         with jax.named_scope("update"):
             batch = self._flatten(state.actor, data, returns)
             actor, critic, actor_opt, critic_opt, metrics = self._update(state, batch, k_update)
-        episodes = jnp.maximum(stats["episodes"], 1)
-        metrics.update({"train/episode_return": stats["episode_return_sum"] / episodes,
-                        "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
-                        "train/reward": jnp.mean(data.reward), "train/returns": jnp.mean(returns)})
+        metrics.update(train_metrics(stats, data.reward, returns))
         new_state = TrainState(actor, critic, actor_opt, critic_opt, carry, key, state.iteration + 1)
         return new_state, metrics
 
@@ -147,6 +149,14 @@ class JaxReppo:
         carry = (state.actor, state.critic, state.actor_opt, state.critic_opt)
         carry, metrics = scan_minibatches(minibatch, carry, batch, key, cfg.num_epochs, cfg.num_minibatches)
         return (*carry, metrics)
+
+
+def train_metrics(stats: dict, reward, returns) -> dict:
+    """The rollout's episode statistics, mean reward and mean return, as logged by every algorithm."""
+    episodes = jnp.maximum(stats["episodes"], 1)
+    return {"train/episode_return": stats["episode_return_sum"] / episodes,
+            "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"], "train/reward": jnp.mean(reward),
+            "train/returns": jnp.mean(returns)}
 
 
 def state_to_arrays(state: TrainState) -> dict[str, np.ndarray]:

@@ -14,8 +14,8 @@ from reppo_fast.on_torch.minibatches import mean_metrics, minibatches
 from reppo_fast.on_torch.normalizer import norm_init
 from reppo_fast.on_torch.ppo_losses import PpoBatch, ppo_loss
 from reppo_fast.on_torch.ppo_rollout import act, bootstrap, gae, rollout
-from reppo_fast.on_torch.rollout import RolloutCarry, evaluate
-from reppo_fast.on_torch.trainer import TorchReppo, TrainState, clip_grads_, eval_seed
+from reppo_fast.on_torch.rollout import RolloutCarry
+from reppo_fast.on_torch.trainer import TorchReppo, TrainState, clip_grads_, train_metrics
 from reppo_fast.profiling import NO_RANGES, Ranges
 
 
@@ -37,9 +37,9 @@ class TorchPpo(TorchReppo):
         carry = RolloutCarry(norm_init(env.obs_size, device), torch.zeros(env.num_envs, device=device))
         return TrainState(actor, critic, actor_opt, critic_opt, carry, generator, env)
 
-    def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
-        return evaluate(lambda obs: nets.actor_apply(state.actor, obs)[0], state.rollout.norm, self.eval_env,
-                        eval_seed(seed, iteration), self.cfg)
+    @staticmethod
+    def policy_mean(actor, obs):
+        return nets.actor_apply(actor, obs)[0]
 
     def iteration(self, state: TrainState):
         cfg, kernels, ranges = self.cfg, self.kernels, self.ranges
@@ -52,11 +52,7 @@ class TorchPpo(TorchReppo):
             flat = (x.reshape((-1,) + x.shape[2:]) for x in (data.obs, data.raw_action, data.log_prob,
                                                               advantage, returns))
             metrics = self._update(state, PpoBatch(*flat))
-        episodes = stats["episodes"].clamp(min=1)
-        metrics.update({"train/episode_return": stats["episode_return_sum"] / episodes,
-                        "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
-                        "train/reward": data.reward.mean(), "train/returns": returns.mean(),
-                        **self.env.episode_metrics()})
+        metrics.update({**train_metrics(stats, data.reward, returns), **self.env.episode_metrics()})
         state.rollout, state.iteration = carry, state.iteration + 1
         return state, metrics
 

@@ -52,6 +52,14 @@ def step_optimizer(loss, params, opt, max_norm) -> torch.Tensor:
     return norm
 
 
+def train_metrics(stats: dict, reward, returns) -> dict:
+    """The rollout's episode statistics, mean reward and mean return, as logged by every algorithm."""
+    episodes = stats["episodes"].clamp(min=1)
+    return {"train/episode_return": stats["episode_return_sum"] / episodes,
+            "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
+            "train/reward": reward.mean(), "train/returns": returns.mean()}
+
+
 def eval_seed(seed: int, iteration: int) -> int:
     """The evaluation env seed: a function of (seed, iteration) only, so a resumed run evaluates alike."""
     return (seed ^ 0x5EED) * 100_003 + iteration
@@ -76,7 +84,8 @@ class TorchReppo:
         # is compiled without fullgraph; acting is plain tensor code and must compile whole.
         self.update_step = torch.compile(self._update_step, mode=mode) if compile_on else self._update_step
         self.act = torch.compile(act_fn, fullgraph=True, mode=mode) if compile_on else act_fn
-        self.bootstrap = torch.compile(bootstrap_fn, fullgraph=True, mode=mode) if compile_on else bootstrap_fn
+        self.bootstrap = (torch.compile(bootstrap_fn, fullgraph=True, mode=mode) if compile_on
+                          else bootstrap_fn)
         self.compiled, self.mode = compile_on, mode
 
     def describe(self) -> dict:
@@ -99,15 +108,21 @@ class TorchReppo:
         return TrainState(actor, critic, actor_opt, critic_opt, carry, generator, env)
 
     def make_optimizer(self, module: torch.nn.Module) -> torch.optim.Adam:
-        """Adam; on CUDA with capturable state and a tensor learning rate, so CUDA graphs can take the step."""
+        """Adam; on CUDA with capturable state and a tensor learning rate, so a CUDA graph can take the
+        step."""
         capturable = self.device.type == "cuda"
         lr = torch.tensor(self.cfg.lr, device=self.device) if capturable else self.cfg.lr
         return torch.optim.Adam(module.parameters(), lr=lr, capturable=capturable)
 
     def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
         """Deterministic eval on fresh envs; the seed depends only on (seed, iteration): resumable."""
-        return evaluate(lambda obs: nets.actor_apply(state.actor.net, obs)[0], state.rollout.norm,
-                        self.eval_env, eval_seed(seed, iteration), self.cfg)
+        return evaluate(lambda obs: self.policy_mean(state.actor, obs), state.rollout.norm, self.eval_env,
+                        eval_seed(seed, iteration), self.cfg)
+
+    @staticmethod
+    def policy_mean(actor, obs):
+        """The deterministic policy's pre-tanh action at normalised obs (what evaluation plays)."""
+        return nets.actor_apply(actor.net, obs)[0]
 
     @staticmethod
     def to_arrays(state: TrainState) -> dict[str, np.ndarray]:
@@ -128,11 +143,7 @@ class TorchReppo:
         with ranges("update"):
             batch = self._flatten(state.actor, data, returns)
             metrics = self._update(state, batch)
-        episodes = stats["episodes"].clamp(min=1)
-        metrics.update({"train/episode_return": stats["episode_return_sum"] / episodes,
-                        "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
-                        "train/reward": data.reward.mean(), "train/returns": returns.mean(),
-                        **self.env.episode_metrics()})
+        metrics.update({**train_metrics(stats, data.reward, returns), **self.env.episode_metrics()})
         state.rollout, state.iteration = carry, state.iteration + 1
         return state, metrics
 

@@ -62,7 +62,8 @@ def test_gae_from_the_op_equals_brute_force(framework, seed):
                            truncated)
         adv, returns = jr.gae(data, bind("jax", "reference"), CFG)
     else:
-        data = _transition(tr.PpoTransition, torch.as_tensor, reward, value, next_value, terminated, truncated)
+        data = _transition(tr.PpoTransition, torch.as_tensor, reward, value, next_value, terminated,
+                           truncated)
         adv, returns = tr.gae(data, bind("torch", "reference"), CFG)
     np.testing.assert_allclose(np.asarray(adv), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(returns), expected + value, rtol=1e-5, atol=1e-5)
