@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import subprocess
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -80,6 +82,16 @@ def summarise(events, iterations: int, updates_per_iteration: int, cuda: bool, h
     return "\n".join(lines) + "\n"
 
 
+def _commit() -> str:
+    """The checkout's short commit hash, or "unknown" outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reppo_fast.profile_run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -113,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.iterations):
             state, metrics = trainer.iteration(state)
         float(next(iter(metrics.values())))  # wait for the device before the profile closes
-    device = torch.cuda.get_device_name() if cuda else "CPU"
+    device = torch.cuda.get_device_name() if cuda else f"CPU ({os.cpu_count()} cores)"
     header = (f"# {cfg.env}, {cfg.algo}, torch, {device}\n\n"
               f"kernels {dict(kernels.bound)}, compiled {trainer.compiled} (mode {trainer.mode}), "
               f"{cfg.num_envs} envs x {cfg.num_steps} steps, {cfg.num_epochs} x {cfg.num_minibatches} "
               "updates; "
-              f"{args.iterations} iterations after {args.warmup} warm-up, torch {torch.__version__}")
+              f"{args.iterations} iterations after {args.warmup} warm-up, torch {torch.__version__}, "
+              f"commit {_commit()}")
     text = summarise(prof.events(), args.iterations, cfg.num_epochs * cfg.num_minibatches, cuda, header)
     if args.out is None:
         print(text)
