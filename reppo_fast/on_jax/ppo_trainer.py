@@ -9,15 +9,12 @@ network `critic`.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from reppo_fast.on_jax import ppo_networks as nets
 from reppo_fast.on_jax.minibatches import scan_minibatches
-from reppo_fast.on_jax.normalizer import norm_init
 from reppo_fast.on_jax.ppo_losses import PpoBatch, ppo_loss
 from reppo_fast.on_jax.ppo_rollout import gae, rollout
-from reppo_fast.on_jax.rollout import RolloutCarry
 from reppo_fast.on_jax.trainer import JaxReppo, TrainState, train_metrics
 
 
@@ -25,16 +22,10 @@ class JaxPpo(JaxReppo):
     """JaxReppo's construction, jitting, evaluation and checkpoint codec, with PPO's state, rollout and
     update."""
 
-    def init_state(self, seed: int) -> TrainState:
+    def init_networks(self, k_actor, k_critic):
         cfg, env = self.cfg, self.env
-        k_actor, k_critic, k_env, key = jax.random.split(jax.random.PRNGKey(seed), 4)
-        actor = nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers)
-        critic = nets.init_critic(k_critic, env.obs_size, cfg.critic_hidden, cfg.critic_layers)
-        carry = RolloutCarry(env.reset(k_env), norm_init(env.obs_size),
-                             jnp.zeros((env.num_envs,), jnp.float32))
-        state = TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
-                           jnp.zeros((), jnp.int32))
-        return jax.device_put(state, jax.devices()[0])
+        return (nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers),
+                nets.init_critic(k_critic, env.obs_size, cfg.critic_hidden, cfg.critic_layers))
 
     @staticmethod
     def policy_mean(actor, obs):

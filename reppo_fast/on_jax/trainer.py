@@ -56,22 +56,26 @@ class JaxReppo:
             lambda obs: self.policy_mean(actor, obs), norm, eval_env, key, cfg))
 
     def init_state(self, seed: int) -> TrainState:
-        cfg, env = self.cfg, self.env
-        key = jax.random.PRNGKey(seed)
-        k_actor, k_critic, k_env, key = jax.random.split(key, 4)
-        hist0 = self.kernels.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.num_bins, v_min=cfg.v_min,
-                                           v_max=cfg.v_max, sigma_ratio=cfg.sigma_ratio)[0]
-        actor = {"net": nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden,
-                                        cfg.actor_layers),
-                 "log_alpha": jnp.log(jnp.float32(cfg.alpha_init)),
-                 "log_beta": jnp.log(jnp.float32(cfg.beta_init))}
-        critic = nets.init_critic(k_critic, env.obs_size, env.action_size, cfg.critic_hidden, hist0)
+        env = self.env
+        k_actor, k_critic, k_env, key = jax.random.split(jax.random.PRNGKey(seed), 4)
+        actor, critic = self.init_networks(k_actor, k_critic)
         carry = RolloutCarry(env.reset(k_env), norm_init(env.obs_size),
                              jnp.zeros((env.num_envs,), jnp.float32))
         state = TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
                            jnp.zeros((), jnp.int32))
         # Committed to the device like the iteration's outputs, so `iteration` compiles once, not twice.
         return jax.device_put(state, jax.devices()[0])
+
+    def init_networks(self, k_actor, k_critic):
+        """(actor params with the multipliers, critic params): the part of the state each algorithm owns."""
+        cfg, env = self.cfg, self.env
+        hist0 = self.kernels.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.num_bins, v_min=cfg.v_min,
+                                           v_max=cfg.v_max, sigma_ratio=cfg.sigma_ratio)[0]
+        actor = {"net": nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden,
+                                        cfg.actor_layers),
+                 "log_alpha": jnp.log(jnp.float32(cfg.alpha_init)),
+                 "log_beta": jnp.log(jnp.float32(cfg.beta_init))}
+        return actor, nets.init_critic(k_critic, env.obs_size, env.action_size, cfg.critic_hidden, hist0)
 
     def describe(self) -> dict:
         """Framework facts for the run metadata."""

@@ -11,10 +11,8 @@ import torch
 
 from reppo_fast.on_torch import ppo_networks as nets
 from reppo_fast.on_torch.minibatches import mean_metrics, minibatches
-from reppo_fast.on_torch.normalizer import norm_init
 from reppo_fast.on_torch.ppo_losses import PpoBatch, ppo_loss
 from reppo_fast.on_torch.ppo_rollout import act, bootstrap, gae, rollout
-from reppo_fast.on_torch.rollout import RolloutCarry
 from reppo_fast.on_torch.trainer import TorchReppo, TrainState, clip_grads_, train_metrics
 from reppo_fast.profiling import NO_RANGES, Ranges
 
@@ -25,17 +23,10 @@ class TorchPpo(TorchReppo):
     def __init__(self, cfg, env, eval_env, kernels, device, ranges: Ranges = NO_RANGES):
         super().__init__(cfg, env, eval_env, kernels, device, ranges, act_fn=act, bootstrap_fn=bootstrap)
 
-    def init_state(self, seed: int) -> TrainState:
-        cfg, env, device = self.cfg, self.env, self.device
-        torch.manual_seed(seed)
-        actor = nets.Actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers).to(device)
-        critic = nets.Critic(env.obs_size, cfg.critic_hidden, cfg.critic_layers).to(device)
-        actor_opt, critic_opt = self.make_optimizer(actor), self.make_optimizer(critic)
-        generator = torch.Generator(device=device)
-        generator.manual_seed(seed)
-        env.reset(seed)
-        carry = RolloutCarry(norm_init(env.obs_size, device), torch.zeros(env.num_envs, device=device))
-        return TrainState(actor, critic, actor_opt, critic_opt, carry, generator, env)
+    def init_networks(self) -> tuple[nets.Actor, nets.Critic]:
+        cfg, env = self.cfg, self.env
+        return (nets.Actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers),
+                nets.Critic(env.obs_size, cfg.critic_hidden, cfg.critic_layers))
 
     @staticmethod
     def policy_mean(actor, obs):

@@ -93,19 +93,24 @@ class TorchReppo:
                 "compile_mode": self.mode, "bf16": self.cfg.bf16}
 
     def init_state(self, seed: int) -> TrainState:
-        cfg, env, device = self.cfg, self.env, self.device
+        env, device = self.env, self.device
         torch.manual_seed(seed)  # network initialisation
-        hist0 = self.kernels.hl_gauss_hist(torch.zeros(1), num_bins=cfg.num_bins, v_min=cfg.v_min,
-                                           v_max=cfg.v_max, sigma_ratio=cfg.sigma_ratio)[0]
-        actor = nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers,
-                                cfg.alpha_init, cfg.beta_init).to(device)
-        critic = nets.init_critic(env.obs_size, env.action_size, cfg.critic_hidden, hist0).to(device)
+        actor, critic = (module.to(device) for module in self.init_networks())
         actor_opt, critic_opt = self.make_optimizer(actor), self.make_optimizer(critic)
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
         env.reset(seed)
         carry = RolloutCarry(norm_init(env.obs_size, device), torch.zeros(env.num_envs, device=device))
         return TrainState(actor, critic, actor_opt, critic_opt, carry, generator, env)
+
+    def init_networks(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """(actor with the multipliers, critic): the part of the state each algorithm owns."""
+        cfg, env = self.cfg, self.env
+        hist0 = self.kernels.hl_gauss_hist(torch.zeros(1), num_bins=cfg.num_bins, v_min=cfg.v_min,
+                                           v_max=cfg.v_max, sigma_ratio=cfg.sigma_ratio)[0]
+        return (nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers,
+                                cfg.alpha_init, cfg.beta_init),
+                nets.init_critic(env.obs_size, env.action_size, cfg.critic_hidden, hist0))
 
     def make_optimizer(self, module: torch.nn.Module) -> torch.optim.Adam:
         """Adam; on CUDA with capturable state and a tensor learning rate, so a CUDA graph can take the
