@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
+from reppo_fast.precision import MATMUL_PRECISIONS, MatmulPrecision
+
 
 @dataclass
 class Config:
@@ -123,6 +125,10 @@ class Config:
     """Actions sent to the env (and stored) are clipped to +-action_clip."""
     obs_norm: bool = True
     """Running observation normalisation (frozen during evaluation)."""
+    matmul_precision: MatmulPrecision = "tf32"
+    """float32 matmuls of the networks, on both frameworks: `tf32` (TF32 allowed on GPUs that have it:
+    JAX's GPU default, which the authors' runs used) or `float32` (full precision). The physics keeps
+    its own; a CPU computes float32 either way. Recorded in meta.json."""
 
     # --- PPO only (--algo ppo; the policy is the actor, the value network the critic) -------------------
     critic_layers: int = 5
@@ -350,6 +356,8 @@ def validate(cfg: Config) -> None:
     if (cfg.algo == "ppo") != (cfg.preset in PPO_PRESETS) and cfg.preset != "auto":
         raise ConfigError(f"preset {cfg.preset!r} does not fit --algo {cfg.algo}: PPO runs take the ppo or "
                           "ppo_cpu preset, REPPO runs the others")
+    if cfg.matmul_precision not in MATMUL_PRECISIONS:
+        raise ConfigError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {cfg.matmul_precision!r}")
     if cfg.compile not in ("auto", "on", "off"):
         raise ConfigError(f"compile must be 'auto', 'on' or 'off', got {cfg.compile!r}")
     if cfg.env_impl not in ("jax", "warp"):

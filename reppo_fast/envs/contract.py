@@ -59,13 +59,18 @@ class VecEnv:
         self.action_size = int(raw.action_size)
         self.max_episode_steps = max_episode_steps
         self.name = name
+        # The physics keeps the matmul precision JAX had when the env was made (its default, or the global
+        # 'highest' mujoco_playground sets for long Swimmer chains), also when traced inside the trainer's
+        # network-precision context (reppo_fast.precision).
+        self.physics_precision = jax.config.jax_default_matmul_precision or "default"
 
     def __repr__(self) -> str:
         return (f"VecEnv({self.name!r}, num_envs={self.num_envs}, obs_size={self.obs_size}, "
                 f"action_size={self.action_size}, max_episode_steps={self.max_episode_steps})")
 
     def _raw_reset(self, key: jax.Array) -> Any:
-        return jax.vmap(self.raw.reset)(jax.random.split(key, self.num_envs))
+        with jax.default_matmul_precision(self.physics_precision):
+            return jax.vmap(self.raw.reset)(jax.random.split(key, self.num_envs))
 
     def reset(self, key: jax.Array, *, random_step_count: bool = True) -> EnvState:
         """Fresh episodes in all N envs.
@@ -84,7 +89,8 @@ class VecEnv:
 
     def step(self, state: EnvState, action: jax.Array) -> tuple[EnvState, EnvStep]:
         """Step all envs with action [N, A] (passed through unclipped), then auto-reset ended ones."""
-        raw = jax.vmap(self.raw.step)(state.raw, action)
+        with jax.default_matmul_precision(self.physics_precision):
+            raw = jax.vmap(self.raw.step)(state.raw, action)
         nonfinite = _nonfinite_rows(raw.obs) | _nonfinite_rows(raw.reward)
         data = getattr(raw, "data", None)
         for field in ("qpos", "qvel"):

@@ -206,7 +206,8 @@ class BatchedContract(TorchVecEnv):
 
         self._raw = tree_map_with_path(lambda path, x: restore(f"raw.{path}", x), template)
         self._obs = restore("obs", template.obs)
-        self._step_count = restore("step_count", torch.zeros(self.num_envs, dtype=torch.int32))
+        step_count = torch.zeros(self.num_envs, dtype=torch.int32, device=self.device)
+        self._step_count = restore("step_count", step_count)
         self._generator.set_state(torch.from_numpy(np.array(state["generator"])))
 
     def episode_metrics(self) -> dict[str, float]:

@@ -3,8 +3,8 @@
 PlaygroundTorchEnv IS the JAX VecEnv: it keeps the JAX EnvState inside and calls the same jitted
 `reset` and `step`, so its numbers equal the JAX path's for the same key and actions. Only the arrays
 crossing the boundary change hands, zero-copy (checked in tests/envs/test_playground_torch.py):
-  torch -> JAX  action [N, A] f32: jax.dlpack.from_dlpack aliases the torch buffer (made contiguous
-                first; JAX refuses strided views).
+  torch -> JAX  action [N, A] f32: jax.dlpack.from_dlpack aliases a torch buffer (torch_to_jax; JAX
+                refuses strided views); step() hands it a private copy of the action (see step()).
   JAX -> torch  obs and every EnvStep field: torch.from_dlpack aliases the JAX output buffers.
 Aliasing rules this relies on:
   - JAX buffers are immutable to XLA, so the torch views are read-only by convention (the contract's
@@ -13,9 +13,12 @@ Aliasing rules this relies on:
     torch may still read it through an earlier EnvStep. The price is a second state-sized allocation
     while a step runs (the old state is freed when it is replaced).
   - Ordering: __dlpack__ synchronises producer and consumer (on CPU, torch.from_dlpack blocks until
-    JAX's output is ready, so step() is synchronous there; on CUDA, torch's stream waits on JAX's event
-    and JAX's on torch's), so each side reads finished data, and the caller may overwrite the action
-    tensor once step() returns. A DLPack capsule keeps its source alive, so views outlive later steps.
+    JAX's output is ready, so step() is synchronous there; on CUDA, torch.from_dlpack passes torch's
+    current stream and JAX makes it wait for the buffer's definition event, and jax.dlpack.from_dlpack
+    passes JAX's stream and torch records an event on its own stream for it to wait on), so each side
+    reads finished data. JAX reads a private copy of the action, held until the next step (see step()),
+    so the caller may overwrite its action tensor once step() returns. A DLPack capsule keeps its source
+    alive, so views outlive later steps.
 On CUDA, JAX preallocates 75% of GPU memory by default; set XLA_PYTHON_CLIENT_PREALLOCATE=false (or
 XLA_PYTHON_CLIENT_MEM_FRACTION) before jax is imported so torch has room too.
 """
@@ -93,6 +96,7 @@ class PlaygroundTorchEnv(TorchVecEnv):
         self._step = jax.jit(vec_env.step)
         self._state: EnvState | None = None
         self._obs: torch.Tensor | None = None
+        self._action_in_flight: torch.Tensor | None = None
 
     def __repr__(self) -> str:
         return f"PlaygroundTorchEnv({self.vec_env!r}, device={self.device})"
@@ -129,7 +133,13 @@ class PlaygroundTorchEnv(TorchVecEnv):
         if tuple(action.shape) != expected or action.dtype != torch.float32 or action.device != self.device:
             raise ValueError(f"{self.name}: action must be {expected} float32 on {self.device}, got "
                              f"{tuple(action.shape)} {action.dtype} on {action.device}")
+        # JAX reads the action asynchronously on its own stream, and nothing orders torch's later kernels
+        # after that read: JAX gets a private copy (N x A floats), so the caller may write its tensor at
+        # once, and the copy is held until the next step, by which time torch has waited (through
+        # __dlpack__) for this step's outputs, so JAX is done with it before torch's allocator reuses it.
+        action = action.detach().clone(memory_format=torch.contiguous_format)
         state, out = self._step(self.jax_state, torch_to_jax(action))
+        self._action_in_flight = action
         self._set_state(state)
         return EnvStep(*(jax_to_torch(x) for x in out))
 
@@ -158,4 +168,4 @@ class PlaygroundTorchEnv(TorchVecEnv):
         return {}  # DM Control tasks report no success flag; returns are the trainer's
 
     def close(self) -> None:
-        self._state = self._obs = None
+        self._state = self._obs = self._action_in_flight = None

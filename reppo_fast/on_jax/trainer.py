@@ -18,6 +18,7 @@ from reppo_fast.on_jax.losses import Batch, actor_loss, critic_loss
 from reppo_fast.on_jax.minibatches import scan_minibatches
 from reppo_fast.on_jax.normalizer import norm_init
 from reppo_fast.on_jax.rollout import RolloutCarry, evaluate, rollout
+from reppo_fast.precision import matmul_precision
 from reppo_fast.profiling import instrument_kernels
 
 
@@ -51,9 +52,16 @@ class JaxReppo:
         # Inside jit a named_scope names the op's XLA ops, which become its NVTX range on GPU.
         self.kernels = instrument_kernels(kernels, jax.named_scope if cfg.profile else None)
         self.tx = make_optimizer(cfg)
-        self.iteration = jax.jit(self._iteration)
-        self._evaluate = jax.jit(lambda actor, norm, key: evaluate(
-            lambda obs: self.policy_mean(actor, obs), norm, eval_env, key, cfg))
+        self.iteration = jax.jit(self._at_networks_precision(self._iteration))
+        self._evaluate = jax.jit(self._at_networks_precision(lambda actor, norm, key: evaluate(
+            lambda obs: self.policy_mean(actor, obs), norm, eval_env, key, cfg)))
+
+    def _at_networks_precision(self, fn):
+        """fn traced with the networks' matmuls at cfg.matmul_precision (the physics keeps its own)."""
+        def traced(*args):
+            with matmul_precision(self.cfg.matmul_precision):
+                return fn(*args)
+        return traced
 
     def init_state(self, seed: int) -> TrainState:
         env = self.env
@@ -79,7 +87,9 @@ class JaxReppo:
 
     def describe(self) -> dict:
         """Framework facts for the run metadata."""
-        return {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}
+        return {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+                "matmul_precision": {"networks": self.cfg.matmul_precision,
+                                     "physics": self.env.physics_precision}}
 
     @staticmethod
     def to_arrays(state: TrainState) -> dict[str, np.ndarray]:

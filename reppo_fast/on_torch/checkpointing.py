@@ -24,7 +24,8 @@ def state_arrays(state) -> dict[str, np.ndarray]:
         out.update({f"{prefix}.{k}": _np(v) for k, v in module.state_dict().items()})
     for prefix, opt in (("actor_opt", state.actor_opt), ("critic_opt", state.critic_opt)):
         for index, slots in opt.state_dict()["state"].items():
-            out.update({f"{prefix}.{index}.{k}": _np(torch.as_tensor(v)) for k, v in slots.items()})
+            out.update({f"{prefix}.{index}.{k}": _np(v) if isinstance(v, torch.Tensor) else np.asarray(v)
+                        for k, v in slots.items()})
     out.update({f"norm.{k}": _np(v) for k, v in state.rollout.norm._asdict().items()})
     out["ep_return"] = _np(state.rollout.ep_return)
     out["generator"] = _np(state.generator.get_state())
@@ -39,11 +40,11 @@ def state_arrays(state) -> dict[str, np.ndarray]:
 def _take(arrays: dict, name: str, like: torch.Tensor) -> torch.Tensor:
     if name not in arrays:
         raise ValueError(f"checkpoint lacks {name}: it was written by a different config or version")
-    value = torch.as_tensor(arrays[name])
-    if value.shape != like.shape:
-        raise ValueError(f"checkpoint entry {name} has shape {list(value.shape)}, expected {list(like.shape)}: "
-                         "the config differs from the checkpoint's")
-    return value.to(device=like.device, dtype=like.dtype)
+    value = np.asarray(arrays[name])
+    if value.shape != tuple(like.shape):
+        raise ValueError(f"checkpoint entry {name} has shape {list(value.shape)}, "
+                         f"expected {list(like.shape)}: the config differs from the checkpoint's")
+    return torch.as_tensor(value, device=like.device).to(like.dtype)
 
 
 @torch.no_grad()
@@ -59,12 +60,13 @@ def load_state_arrays(state, arrays: dict[str, np.ndarray]):
         for index in range(len(params)):
             keys = sorted({k.rsplit(".", 1)[1] for k in arrays if k.startswith(f"{prefix}.{index}.")})
             if keys:
-                slots[index] = {k: torch.as_tensor(arrays[f"{prefix}.{index}.{k}"]).to(params[index].device)
-                                for k in keys}
+                device = params[index].device
+                slots[index] = {k: torch.as_tensor(arrays[f"{prefix}.{index}.{k}"], device=device) for k in keys}
         opt.load_state_dict({"state": slots, "param_groups": saved["param_groups"]})
     norm = NormState(*(_take(arrays, f"norm.{k}", v) for k, v in state.rollout.norm._asdict().items()))
     state.rollout = RolloutCarry(norm, _take(arrays, "ep_return", state.rollout.ep_return))
-    state.generator.set_state(torch.as_tensor(arrays["generator"]))
+    # A generator's state is a CPU byte tensor whatever device the generator draws on.
+    state.generator.set_state(torch.as_tensor(arrays["generator"], device="cpu"))
     state.iteration = int(arrays["iteration"])
     env_arrays = {k[len("env."):]: v for k, v in arrays.items() if k.startswith("env.")}
     if env_arrays:

@@ -14,10 +14,12 @@ import torch
 
 from reppo_fast.on_torch import networks as nets
 from reppo_fast.on_torch.checkpointing import load_state_arrays, state_arrays
+from reppo_fast.on_torch.compiling import compile_mode, compiled
 from reppo_fast.on_torch.losses import Batch, actor_loss, critic_loss
 from reppo_fast.on_torch.minibatches import mean_metrics, minibatches
 from reppo_fast.on_torch.normalizer import norm_init
 from reppo_fast.on_torch.rollout import RolloutCarry, act, bootstrap, evaluate, rollout
+from reppo_fast.precision import set_matmul_precision
 from reppo_fast.profiling import NO_RANGES, Ranges, instrument_kernels
 
 
@@ -72,30 +74,34 @@ class TorchReppo:
                  bootstrap_fn=bootstrap):
         """act_fn, bootstrap_fn: the acting functions to compile (PPO passes its own)."""
         self.cfg, self.env, self.eval_env, self.device = cfg, env, eval_env, device
-        compile_on = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+        set_matmul_precision(cfg.matmul_precision)
+        compile_on, mode = compile_mode(cfg, device)
         # An NVTX call inside a compiled region breaks the graph (the profile would time another program),
         # so with compile on, update/critic, update/actor and op/<name> are left out: `--compile off`
         # shows them.
         self.ranges, self.inner_ranges = ranges, NO_RANGES if compile_on else ranges
         self.kernels = instrument_kernels(kernels, self.inner_ranges if ranges.enabled else None)
         # reduce-overhead = CUDA-graph trees: static shapes and no host syncs make the whole step capturable.
-        mode = "reduce-overhead" if cfg.cuda_graphs and device.type == "cuda" else None
         # The update step calls autograd.grad and the optimiser: dynamo may break the graph there, so it
         # is compiled without fullgraph; acting is plain tensor code and must compile whole.
-        self.update_step = torch.compile(self._update_step, mode=mode) if compile_on else self._update_step
-        self.act = torch.compile(act_fn, fullgraph=True, mode=mode) if compile_on else act_fn
-        self.bootstrap = (torch.compile(bootstrap_fn, fullgraph=True, mode=mode) if compile_on
-                          else bootstrap_fn)
+        self.update_step = compiled(self._update_step, cfg, device, fullgraph=False)
+        self.act = compiled(act_fn, cfg, device, fullgraph=True)
+        self.bootstrap = compiled(bootstrap_fn, cfg, device, fullgraph=True)
         self.compiled, self.mode = compile_on, mode
 
     def describe(self) -> dict:
         return {"torch": torch.__version__, "device": str(self.device), "compiled": self.compiled,
-                "compile_mode": self.mode, "bf16": self.cfg.bf16}
+                "compile_mode": self.mode, "bf16": self.cfg.bf16,
+                "matmul_precision": {"networks": self.cfg.matmul_precision,
+                                     "torch_float32_matmul": torch.get_float32_matmul_precision()}}
 
     def init_state(self, seed: int) -> TrainState:
         env, device = self.env, self.device
         torch.manual_seed(seed)  # network initialisation
-        actor, critic = (module.to(device) for module in self.init_networks())
+        # Built where they train: every tensor init_networks makes (hist(0) through the bound kernel, which
+        # on CUDA is a Triton kernel that cannot read a CPU tensor) is on the trainer's device.
+        with torch.device(device):
+            actor, critic = self.init_networks()
         actor_opt, critic_opt = self.make_optimizer(actor), self.make_optimizer(critic)
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
@@ -106,8 +112,8 @@ class TorchReppo:
     def init_networks(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(actor with the multipliers, critic): the part of the state each algorithm owns."""
         cfg, env = self.cfg, self.env
-        hist0 = self.kernels.hl_gauss_hist(torch.zeros(1), num_bins=cfg.num_bins, v_min=cfg.v_min,
-                                           v_max=cfg.v_max, sigma_ratio=cfg.sigma_ratio)[0]
+        hist0 = self.kernels.hl_gauss_hist(torch.zeros(1, device=self.device), num_bins=cfg.num_bins,
+                                           v_min=cfg.v_min, v_max=cfg.v_max, sigma_ratio=cfg.sigma_ratio)[0]
         return (nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers,
                                 cfg.alpha_init, cfg.beta_init),
                 nets.init_critic(env.obs_size, env.action_size, cfg.critic_hidden, hist0))
