@@ -3,24 +3,23 @@
 - torch's OpenMP threads spin while idle. Next to XLA's own CPU thread pool in the same process they
   fight for the cores: on a 2-core machine eager torch ops ran ~20x slower once JAX had initialised.
   Passive waiting (read when torch loads libgomp) removes that; set OMP_WAIT_POLICY to override.
-- Without CUDA the Triton kernels run only in Triton's interpreter, which reads TRITON_INTERPRET when
-  triton is first imported (as tests/conftest.py does).
-- torch and JAX share the GPU here: JAX must not preallocate 75 % of it (as reppo_fast.runner does for
-  torch runs); this must be set before JAX initialises its backend.
+- reppo_fast.process_env.configure (as tests/conftest.py): without CUDA the Triton kernels run in
+  Triton's interpreter; JAX must not preallocate 75 % of a GPU that torch shares. It asks torch about
+  CUDA, so it comes after OMP_WAIT_POLICY, and before anything imports triton or jax.
 """
 
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+from reppo_fast import process_env  # noqa: E402
+
+process_env.configure(triton_interpreter_without_cuda=True)
 
 import pytest  # noqa: E402
 
-from bench import machine, selection  # noqa: E402
+from bench import selection  # noqa: E402
 from bench.bandwidth import copy_bandwidth  # noqa: E402
-
-if not machine.has_cuda():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def pytest_addoption(parser):

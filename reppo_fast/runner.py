@@ -49,11 +49,12 @@ def _build(cfg: Config):
     ranges = Ranges(cfg.profile, jax_annotations=cfg.framework == "jax",
                     torch_annotations=cfg.framework == "torch")
     if cfg.framework == "torch":
-        import os
+        from reppo_fast import process_env
 
         # JAX (the DMC physics behind the DLPack bridge) would otherwise grab 75% of GPU memory at start,
-        # leaving torch too little; this must be set before jax initialises its backend.
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        # leaving torch too little; set before jax initialises its backend. (A JAX run keeps JAX's
+        # preallocation: it has the GPU to itself.)
+        process_env.configure(triton_interpreter_without_cuda=False)
         import torch
 
         from reppo_fast.envs import make_torch_env

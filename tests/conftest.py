@@ -1,14 +1,26 @@
-"""Test-session setup. Without a GPU the Triton kernels can only run in Triton's interpreter, which
-reads TRITON_INTERPRET when triton is first imported: set it before any test module imports triton."""
+"""Test-session setup: the process environment (reppo_fast.process_env) before any test module imports
+triton or jax. Without a GPU the Triton kernels run in Triton's interpreter."""
 
-import os
+import pytest
+
+from reppo_fast import process_env
+
+process_env.configure(triton_interpreter_without_cuda=True)
 
 
-def _has_cuda() -> bool:
+@pytest.fixture
+def float32_matmuls():
+    """Full float32 matmuls on both frameworks while the test runs: the framework-parity tests compare two
+    float32 computations, which on a GPU would otherwise differ by JAX's default TF32
+    (reppo_fast.precision)."""
     import torch
 
-    return torch.cuda.is_available()
+    from reppo_fast.precision import matmul_precision, set_matmul_precision
 
-
-if not _has_cuda():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+    before = torch.get_float32_matmul_precision()
+    set_matmul_precision("float32")
+    try:
+        with matmul_precision("float32"):
+            yield
+    finally:
+        torch.set_float32_matmul_precision(before)

@@ -14,7 +14,6 @@ softmax - p, so the backward is one multiply by the upstream gradient. The refer
 [B, K] tensors ~10 times (linspace, erf, diff, divide, log_softmax, where, sum, autograd).
 """
 
-import contextlib
 import math
 
 import torch
@@ -23,6 +22,7 @@ import triton.language as tl
 
 from ..reference_torch._dtype import compute_dtype
 from ..reference_torch.hl_gauss_ce import _check_support
+from . import _common
 
 INV_SQRT2 = tl.constexpr(1.0 / math.sqrt(2.0))  # a constexpr: jit code may read no other globals
 MAX_BINS = 16384  # a row lives in registers (BLOCK_K lanes); K = 151 in practice
@@ -261,11 +261,6 @@ def _config(num_rows: int, num_bins: int):
     return (triton.cdiv(num_rows, block_b),), block_b, block_k, num_warps
 
 
-def _device(x: torch.Tensor):
-    """Launch on the tensor's GPU, not the current one (Triton launches on the current device)."""
-    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
-
-
 def _launch_ce(logits, targets, v_min, v_max, sigma_ratio, with_grad):
     """Strided inputs are read in place (the kernels take strides): a .contiguous() copy would cost one
     more read and write of [B, K]. Outputs are contiguous."""
@@ -276,7 +271,7 @@ def _launch_ce(logits, targets, v_min, v_max, sigma_ratio, with_grad):
     if num_rows == 0:
         return loss, grad
     grid, block_b, block_k, num_warps = _config(num_rows, num_bins)
-    with _device(logits):
+    with _common.on_device(logits):
         _hl_gauss_ce_fwd_kernel[grid](
             logits, targets, loss, grad if with_grad else loss, num_rows, num_bins,
             logits.stride(0), logits.stride(1), targets.stride(0), v_min, v_max, sigma_ratio,
@@ -290,7 +285,7 @@ def _launch_decode(logits, v_min, v_max):
     if num_rows == 0:
         return q
     grid, block_b, block_k, num_warps = _config(num_rows, num_bins)
-    with _device(logits):
+    with _common.on_device(logits):
         _hl_gauss_decode_fwd_kernel[grid](
             logits, q, num_rows, num_bins, logits.stride(0), logits.stride(1), v_min, v_max,
             BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps)
@@ -303,7 +298,7 @@ def _launch_decode_bwd(logits, grad_q, v_min, v_max):
     if num_rows == 0:
         return grad
     grid, block_b, block_k, num_warps = _config(num_rows, num_bins)
-    with _device(logits):
+    with _common.on_device(logits):
         _hl_gauss_decode_bwd_kernel[grid](
             logits, grad_q, grad, num_rows, num_bins, logits.stride(0), logits.stride(1), grad_q.stride(0),
             v_min, v_max, BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps)
@@ -316,7 +311,7 @@ def _launch_hist(targets, num_bins, v_min, v_max, sigma_ratio):
     if num_rows == 0:
         return probs
     grid, block_b, block_k, num_warps = _config(num_rows, num_bins)
-    with _device(targets):
+    with _common.on_device(targets):
         _hl_gauss_hist_fwd_kernel[grid](
             targets, probs, num_rows, num_bins, targets.stride(0), v_min, v_max, sigma_ratio,
             BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps)

@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 
 from ..reference_torch._dtype import compute_dtype
+from . import _common
 
 
 @triton.jit
@@ -126,13 +127,14 @@ def _launch(rewards, next_values, terminated, truncated, gamma: float, lmbda: fl
     # so more columns per program cost nothing; fewer programs keep the interpreter fast on CPU.
     block_n = min(128, triton.next_power_of_2(num_envs))
     grid = (triton.cdiv(num_envs, block_n),)
-    _lambda_returns_fwd_kernel[grid](
-        rewards, next_values, terminated, truncated, returns,
-        float(gamma), float(lmbda), num_steps, num_envs,
-        rewards.stride(0), rewards.stride(1), next_values.stride(0), next_values.stride(1),
-        terminated.stride(0), terminated.stride(1), truncated.stride(0), truncated.stride(1),
-        BLOCK_N=block_n, num_warps=max(1, block_n // 32),
-    )
+    with _common.on_device(rewards):
+        _lambda_returns_fwd_kernel[grid](
+            rewards, next_values, terminated, truncated, returns,
+            float(gamma), float(lmbda), num_steps, num_envs,
+            rewards.stride(0), rewards.stride(1), next_values.stride(0), next_values.stride(1),
+            terminated.stride(0), terminated.stride(1), truncated.stride(0), truncated.stride(1),
+            BLOCK_N=block_n, num_warps=max(1, block_n // 32),
+        )
     return returns.reshape(shape)
 
 

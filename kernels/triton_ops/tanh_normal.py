@@ -18,6 +18,7 @@ import triton.language as tl
 
 from ..reference_torch._dtype import compute_dtype
 from ..reference_torch.tanh_normal import TanhNormalOut
+from . import _common
 
 __all__ = ["AOT_SPECS", "TanhNormalOut", "tanh_normal"]
 
@@ -300,11 +301,12 @@ def _tanh_normal_fwd(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Ten
     if B == 0:
         return action, log_prob, kl
     block_b, block_a, grid = _launch_config(B, A)
-    _tanh_normal_fwd_kernel[grid](
-        mean, log_std, noise, *old_ptrs, action, log_prob, kl, B, A, samples,
-        *mean.stride(), *log_std.stride(), *noise.stride(), *old_strides,
-        KL_MODE=_kl_mode(old_mean, old_noise), ACC=_acc_dtype(out_dtype),
-        BLOCK_B=block_b, BLOCK_A=block_a, num_warps=4)
+    with _common.on_device(mean):
+        _tanh_normal_fwd_kernel[grid](
+            mean, log_std, noise, *old_ptrs, action, log_prob, kl, B, A, samples,
+            *mean.stride(), *log_std.stride(), *noise.stride(), *old_strides,
+            KL_MODE=_kl_mode(old_mean, old_noise), ACC=_acc_dtype(out_dtype),
+            BLOCK_B=block_b, BLOCK_A=block_a, num_warps=4)
     return action, log_prob, kl
 
 
@@ -334,13 +336,14 @@ def _tanh_normal_bwd(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Ten
     if B == 0:
         return grad_mean, grad_log_std
     block_b, block_a, grid = _launch_config(B, A)
-    _tanh_normal_bwd_kernel[grid](
-        mean, log_std, noise, *old_ptrs, ga, glp, gkl, grad_mean, grad_log_std, B, A, samples,
-        *mean.stride(), *log_std.stride(), *noise.stride(), *old_strides,
-        *ga.stride()[-2:], glp.stride(0), gkl.stride(0),
-        KL_MODE=_kl_mode(old_mean, old_noise), ACC=_acc_dtype(out_dtype),
-        HAS_G_ACTION=g_action is not None, HAS_G_LOG_PROB=g_log_prob is not None, HAS_G_KL=g_kl is not None,
-        BLOCK_B=block_b, BLOCK_A=block_a, num_warps=4)
+    with _common.on_device(mean):
+        _tanh_normal_bwd_kernel[grid](
+            mean, log_std, noise, *old_ptrs, ga, glp, gkl, grad_mean, grad_log_std, B, A, samples,
+            *mean.stride(), *log_std.stride(), *noise.stride(), *old_strides,
+            *ga.stride()[-2:], glp.stride(0), gkl.stride(0),
+            KL_MODE=_kl_mode(old_mean, old_noise), ACC=_acc_dtype(out_dtype),
+            HAS_G_ACTION=g_action is not None, HAS_G_LOG_PROB=g_log_prob is not None,
+            HAS_G_KL=g_kl is not None, BLOCK_B=block_b, BLOCK_A=block_a, num_warps=4)
     return grad_mean, grad_log_std
 
 

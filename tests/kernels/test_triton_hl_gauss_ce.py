@@ -1,27 +1,22 @@
 """Triton HL-Gauss loss, decode and histogram against the float64 reference: values, gradients with random
 upstream gradients, odd shapes, extreme inputs, strides, bf16, float64, torch.compile and AOT compilation.
 
-The bar (flash-attention style): the kernel's max abs error against the reference run in float64 is
-at most 2x the plain PyTorch reference's error in the same input dtype, plus a tiny absolute floor.
+The bar (tests/kernels/conftest.py, flash-attention style): the kernel's max abs error against the
+reference run in float64 is at most 2x the plain PyTorch reference's error in the same input dtype on
+the same device, plus a floor of an eighth of a float32 ulp of 1 + |gold|.
 """
 
-import os
-import subprocess
-import sys
-
+import pytest
 import torch
-
-if not torch.cuda.is_available():  # as tests/conftest.py; needed before triton is first imported
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-
-import pytest  # noqa: E402
 
 triton = pytest.importorskip("triton", reason="the Triton kernels need the triton package")
 
 from reppo_fast.kernels import reference_torch  # noqa: E402
 from reppo_fast.kernels.triton_ops import hl_gauss_ce as hg  # noqa: E402
+from reppo_fast.process_env import triton_device  # noqa: E402
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DEVICE = triton_device()
+FLOOR_ULPS = 0.125
 V_MIN, V_MAX = -15.0, 15.0
 SUPPORT = {"v_min": V_MIN, "v_max": V_MAX}
 
@@ -51,51 +46,45 @@ def _decode(fn, logits, upstream, cast=None):
     return q.detach(), grad
 
 
-def _check_bar(name, ours, ref, gold):
-    """Kernel error <= 2 x reference error + a floor of a quarter float32 ulp of the gold's magnitude."""
-    err = (ours.double() - gold).abs().max().item()
-    ref_err = (ref.double() - gold).abs().max().item()
-    floor = 0.25 * torch.finfo(torch.float32).eps * max(1.0, gold.abs().max().item())
-    assert err <= 2 * ref_err + floor, f"{name}: kernel error {err:.3g} vs reference error {ref_err:.3g}"
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("batch,num_bins,scale", [(7, 151, 1.0), (37, 151, 30.0), (1, 151, 3.0), (37, 7, 1.0),
                                                   (7, 37, 30.0), (7, 151, 1e4)])
-def test_ce_loss_and_gradient_against_float64_gold(dtype, batch, num_bins, scale):
+def test_ce_loss_and_gradient_against_float64_gold(dtype, batch, num_bins, scale, assert_within_bar):
     logits, targets, upstream = _inputs(batch * num_bins, batch, num_bins, scale, dtype)
     gold = _ce(reference_torch.hl_gauss_ce, logits, targets, upstream, cast=torch.float64)
     ref = _ce(reference_torch.hl_gauss_ce, logits, targets, upstream)
     ours = _ce(hg.hl_gauss_ce, logits, targets, upstream)
     assert ours[0].dtype == torch.float32 and ours[1].dtype == dtype
     for name, o, r, g in zip(("loss", "grad"), ours, ref, gold):
-        _check_bar(name, o, r, g)
+        assert_within_bar(o, r, g, floor_ulps=FLOOR_ULPS, name=name)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("batch,num_bins,scale", [(7, 151, 1.0), (37, 151, 10.0), (1, 37, 3.0), (37, 7, 1e3)])
-def test_decode_and_gradient_against_float64_gold(dtype, batch, num_bins, scale):
+def test_decode_and_gradient_against_float64_gold(dtype, batch, num_bins, scale, assert_within_bar):
     logits, _, upstream = _inputs(batch + num_bins, batch, num_bins, scale, dtype)
     gold = _decode(reference_torch.hl_gauss_decode, logits, upstream, cast=torch.float64)
     ref = _decode(reference_torch.hl_gauss_decode, logits, upstream)
     ours = _decode(hg.hl_gauss_decode, logits, upstream)
     assert ours[0].dtype == torch.float32 and ours[1].dtype == dtype
     for name, o, r, g in zip(("q", "grad"), ours, ref, gold):
-        _check_bar(name, o, r, g)
+        assert_within_bar(o, r, g, floor_ulps=FLOOR_ULPS, name=name)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("batch,num_bins,v_min,v_max,sigma_ratio", [
     (37, 151, V_MIN, V_MAX, 0.75), (7, 151, 0.0, 15.0, 0.75), (1, 7, V_MIN, V_MAX, 0.5),
     (7, 2, -1.0, 1.0, 2.0)])
-def test_hist_against_float64_gold(dtype, batch, num_bins, v_min, v_max, sigma_ratio):
+def test_hist_against_float64_gold(dtype, batch, num_bins, v_min, v_max, sigma_ratio,
+                                   assert_within_bar):
     _, targets, _ = _inputs(batch + num_bins, batch, 2, dtype=dtype)
     kw = {"num_bins": num_bins, "v_min": v_min, "v_max": v_max, "sigma_ratio": sigma_ratio}
     ours = hg.hl_gauss_hist(targets, **kw)
     assert ours.shape == (batch, num_bins) and ours.dtype == torch.float32
     torch.testing.assert_close(ours.sum(-1), torch.ones_like(ours[:, 0]), rtol=0, atol=1e-6)
-    _check_bar("hist", ours, reference_torch.hl_gauss_hist(targets, **kw),
-               reference_torch.hl_gauss_hist(targets.double(), **kw))
+    gold = reference_torch.hl_gauss_hist(targets.double(), **kw)
+    assert_within_bar(ours, reference_torch.hl_gauss_hist(targets, **kw), gold, floor_ulps=FLOOR_ULPS,
+                      name="hist")
 
 
 def test_float64_follows_the_input_and_matches_the_reference():
@@ -193,27 +182,8 @@ def test_torch_compile_fullgraph_matches_eager():
         torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
 
 
-_AOT_SCRIPT = """
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from reppo_fast.kernels.triton_ops import hl_gauss_ce as hg
-
-names = {fn.fn.__name__ for fn, _, _ in hg.AOT_SPECS}
-assert names == {"_hl_gauss_ce_fwd_kernel", "_hl_gauss_decode_fwd_kernel", "_hl_gauss_decode_bwd_kernel",
-                 "_hl_gauss_hist_fwd_kernel"}, names
-for fn, signature, constexprs in hg.AOT_SPECS:
-    compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs),
-                              target=GPUTarget("cuda", 90, 32))
-    assert "ld.global" in compiled.asm["ptx"]
-print(len(hg.AOT_SPECS))
-"""
-
-
-def test_aot_specs_compile_for_sm90():
-    # In a fresh interpreter without TRITON_INTERPRET: interpreted kernels cannot be compiled.
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-c", _AOT_SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert int(done.stdout.split()[-1]) == len(hg.AOT_SPECS)
+def test_aot_specs_compile_for_sm90(compile_aot_specs):
+    names = compile_aot_specs("reppo_fast.kernels.triton_ops.hl_gauss_ce")
+    assert len(names) == len(hg.AOT_SPECS)
+    assert set(names) == {"_hl_gauss_ce_fwd_kernel", "_hl_gauss_decode_fwd_kernel",
+                          "_hl_gauss_decode_bwd_kernel", "_hl_gauss_hist_fwd_kernel"}

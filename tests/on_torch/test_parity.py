@@ -21,6 +21,7 @@ B, O, A, H, S = 32, 5, 3, 32, 16
 CFG = dataclasses.replace(Config(), actor_hidden=32, actor_layers=2, critic_hidden=H, num_bins=41,
                           v_min=0.0, v_max=40.0, kl_samples=S)
 JK, TK = bind("jax", "reference"), bind("torch", "reference")
+pytestmark = pytest.mark.usefixtures("float32_matmuls")  # like with like on a GPU too
 
 
 def _setup(seed=0, cfg=CFG):

@@ -20,6 +20,7 @@ B, O, A = 64, 5, 3
 CFG = dataclasses.replace(Config(), algo="ppo", actor_hidden=16, actor_layers=2, critic_hidden=32,
                           critic_layers=2, clip_eps=0.2, entropy_coef=0.01, value_coef=0.25)
 JK, TK = bind("jax", "reference"), bind("torch", "reference")
+pytestmark = pytest.mark.usefixtures("float32_matmuls")  # like with like on a GPU too
 
 
 def _setup(seed=0):

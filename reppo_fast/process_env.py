@@ -1,0 +1,36 @@
+"""Process-wide settings read once by the libraries below us, and the device the Triton kernels run on.
+
+Ordering: `configure` must run before triton and jax are first imported (triton reads TRITON_INTERPRET
+at import) and before JAX initialises its backend (XLA_PYTHON_CLIENT_* are read then): call it first
+thing in an entry point or a conftest. It imports torch (to ask whether CUDA is there), which is
+harmless: torch does not read these variables. Importing this module does nothing.
+"""
+
+import os
+
+
+def _torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def configure(*, triton_interpreter_without_cuda: bool) -> None:
+    """Set what must be set before triton and jax start; a variable the user set is never overridden.
+
+    - XLA_PYTHON_CLIENT_PREALLOCATE=false (unless XLA_PYTHON_CLIENT_PREALLOCATE or
+      XLA_PYTHON_CLIENT_MEM_FRACTION is set): torch and JAX share the GPU, and JAX would otherwise take
+      75 % of its memory at start.
+    - triton_interpreter_without_cuda: when torch sees no CUDA device, TRITON_INTERPRET=1, the only way
+      Triton kernels run on a CPU (tests, benches). With CUDA it is not touched: the kernels compile.
+    """
+    if not {"XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION"} & os.environ.keys():
+        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    if triton_interpreter_without_cuda and not _torch_cuda():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def triton_device() -> str:
+    """The torch device Triton kernels run on in this process: "cuda" when they compile for the GPU,
+    "cpu" when they run in Triton's interpreter (no CUDA, or TRITON_INTERPRET=1 asked for)."""
+    return "cuda" if _torch_cuda() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
