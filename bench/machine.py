@@ -64,8 +64,17 @@ def commit() -> str:
         head = git("rev-parse", "--short=12", "HEAD").strip()
         dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return _carried_commit()
     return head + ("+dirty" if dirty else "")
+
+
+def _carried_commit() -> str:
+    """Outside git (the GPU machine gets a copy of the tree without .git): the commit scripts/gpu_wheels.sh
+    wrote beside the wheels it sent along, or $GPU_CHECK_COMMIT; "unknown" otherwise."""
+    carried = _REPO / ".whl" / "commit.txt"
+    if carried.exists():
+        return carried.read_text().strip() or "unknown"
+    return os.environ.get("GPU_CHECK_COMMIT", "unknown")
 
 
 def record() -> dict:

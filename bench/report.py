@@ -84,7 +84,8 @@ def _op_row(r: Results, key, res: Result) -> str:
 
 
 def _ops(r: Results) -> list[str]:
-    lines = ["## Per op", "", "Shapes (bench/shapes.py):", ""]
+    lines = ["## Per op", "", "The three ops contain no matmul: `--matmul-precision` does not apply to them.",
+             "", "Shapes (bench/shapes.py):", ""]
     lines += [f"- `{s.name}`: B={s.B} A={s.A} K={s.K} S={s.S} T={s.T} N={s.N}, {s.source}"
               for s in SHAPES.values()]
     lines.append("")
@@ -109,7 +110,7 @@ def _e2e_row(r: Results, env: str, variant: str) -> str | None:
     info = (it or up).info
     cfg, base = info["config"], E2E_BASELINE[info["framework"]]
     sizes = (f"{cfg['num_envs']}x{cfg['num_steps']}, {cfg['num_epochs']}x{cfg['num_minibatches']} mb, "
-             f"H={cfg['critic_hidden']}")
+             f"H={cfg['critic_hidden']}, {cfg.get('matmul_precision', 'precision not recorded')} matmuls")
     cells = [env, variant, sizes]
     for res, measure, per in ((it, "iteration", 1), (up, "update", info["updates_per_call"])):
         ref = r.e2e.get((env, base, measure))
@@ -129,7 +130,9 @@ def _e2e(r: Results) -> list[str]:
              "An iteration is rollout + lambda-returns + update phase; a minibatch update (critic + actor",
              "step) is the update phase divided by its epochs x minibatches. `x ref`: speed-up over the same",
              "framework's reference (torch-eager, jax-xla). Peak memory: torch allocator peak since the",
-             "trainer was built, or XLA's memory analysis of the jitted call.", "",
+             "trainer was built, or XLA's memory analysis of the jitted call. The networks' float32 matmuls",
+             "ran at the precision in the config column (`--matmul-precision`; tf32 allows TF32 on the GPU).",
+             "",
              _row(["env", "variant", "config", "iteration ms", "env steps/s", "x ref", "minibatch update ms",
                    "x ref", "peak mem"]), "|" + "---|" * 9]
     rows = [_e2e_row(r, env, variant) for env in envs for variant in E2E_ORDER]

@@ -90,7 +90,8 @@ def test_e2e(benchmark, request, env, variant, what):
     info = {"kind": "e2e", "framework": framework, "variant": variant, "env": cfg.env, "measure": what,
             "steps_per_iteration": cfg.steps_per_iteration, "updates_per_call": updates,
             "config": {k: getattr(cfg, k) for k in ("preset", "num_envs", "num_steps", "num_epochs",
-                                                    "num_minibatches", "actor_hidden", "critic_hidden")},
+                                                    "num_minibatches", "actor_hidden", "critic_hidden",
+                                                    "matmul_precision")},
             "peak_bytes": peak, "peak_method": method if peak is not None else None, **machine.record()}
     if seconds is not None:
         if what == "iteration":
