@@ -22,18 +22,7 @@ if ! "$PY" -c "import mujoco_playground, brax, mujoco.mjx, tyro, tensorboardX" 2
     .whl/*.whl || { echo "installing .whl/*.whl into $SITE failed (pip output above)"; exit 2; }
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
-# pyproject.toml maps the top-level kernels/ to reppo_fast.kernels; an editable install (no dependencies,
-# nothing downloaded) adds that mapping without touching the tree. Should the image's setuptools be older
-# than pyproject.toml needs (77), a link does the same for this run only.
-LINK=
-if ! "$PY" -c "import reppo_fast.kernels" 2>/dev/null; then
-  if ! "$PY" -m pip install -q --no-deps --no-build-isolation --no-index -e . >/tmp/reppo_fast_editable.log 2>&1
-  then
-    echo "pip install -e . failed (/tmp/reppo_fast_editable.log): linking reppo_fast/kernels for this run"
-    ln -s ../kernels reppo_fast/kernels && LINK=reppo_fast/kernels
-  fi
-fi
+# The package runs from the tree without an install (the device gets a copy of the tree).
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export GPU_CHECK_COMMAND="bash scripts/gpu_check.sh $*"
-if [ -z "$LINK" ]; then exec "$PY" -m bench.gpu_check "$@"; fi
-trap 'rm -f "$LINK"' EXIT
-"$PY" -m bench.gpu_check "$@"
+exec "$PY" -m bench.gpu_check "$@"
