@@ -112,14 +112,14 @@ def flat_batch(run: Run):
     if run.cfg.framework == "torch":
         import torch
 
-        from reppo_fast.on_torch.losses import Batch
+        from reppo_fast.on_torch.reppo.losses import Batch
 
         device = next(run.state.actor.parameters()).device
         convert = functools.partial(torch.as_tensor, device=device)
     else:
         import jax.numpy as jnp
 
-        from reppo_fast.on_jax.losses import Batch
+        from reppo_fast.on_jax.reppo.losses import Batch
 
         convert = jnp.asarray
     missing = [f for f in Batch._fields if f not in make]

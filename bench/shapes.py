@@ -1,6 +1,6 @@
 """The one table of benchmark shapes, each row drawn from a real configuration.
 
-Symbols (as in the spec): B minibatch rows, A action dims, K HL-Gauss bins, S KL samples, T rollout steps,
+Symbols (as in docs/algorithms.md): B minibatch rows, A action dims, K HL-Gauss bins, S KL samples, T rollout steps,
 N envs, H critic width. tanh_normal runs on (B, A, S), hl_gauss_ce on (B, K), lambda_returns on (T, N).
 """
 
@@ -30,7 +30,7 @@ SHAPES = {
         # The `cpu` preset on CartpoleBalance: 256 envs x 16 steps in 8 minibatches, one action dim.
         Shape("small", B=512, A=1, K=151, S=16, T=16, N=256, H=128,
               source="`cpu` preset, CartpoleBalance (B = 256 x 16 / 8)"),
-        # The paper's DM Control setting (spec section 7) on HumanoidRun (21 actuators).
+        # The paper's DM Control setting (docs/algorithms.md section 7) on HumanoidRun (21 actuators).
         Shape("dmc", B=2048, A=21, K=151, S=16, T=128, N=1024, H=512,
               source="paper DMC setting, HumanoidRun (B = 1024 x 128 / 64)"),
         # Humanoid locomotion: B and the 1024-wide critic from the issue; A = 29 actuators of

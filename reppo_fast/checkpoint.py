@@ -2,6 +2,8 @@
 
 A checkpoint holds the whole train state (network and optimiser state, normaliser statistics, Lagrange
 multipliers, RNG key, env state) and the host counters, so a resumed run continues bit for bit on CPU.
+Its metadata carries FORMAT, the layout of the arrays; a checkpoint of another format is refused, never
+loaded by guesswork. (Checkpoints written before the format was recorded have format 1's layout.)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+FORMAT = 1  # the layout of the arrays; bump it (and say what changed) when the codec changes
 _META_KEY = "__meta__"
 _NAME = re.compile(r"^ckpt_(\d{8})\.npz$")
 
@@ -29,7 +32,7 @@ def save_checkpoint(directory: Path, iteration: int, arrays: dict[str, np.ndarra
     directory.mkdir(parents=True, exist_ok=True)
     target = checkpoint_path(directory, iteration)
     payload = dict(arrays)
-    payload[_META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    payload[_META_KEY] = np.frombuffer(json.dumps({**meta, "format": FORMAT}).encode(), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_ckpt_", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -52,8 +55,17 @@ def list_checkpoints(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if _NAME.match(p.name))
 
 
+class CheckpointFormatError(ValueError):
+    """A checkpoint written in another format than this version of reppo_fast reads."""
+
+
 def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files if k != _META_KEY}
         meta = json.loads(data[_META_KEY].tobytes().decode())
+    found = meta.get("format", 1)
+    if found != FORMAT:
+        raise CheckpointFormatError(
+            f"{path} has checkpoint format {found}, this reppo_fast reads format {FORMAT}: resume it with "
+            "the reppo_fast version that wrote it, or start a new run")
     return arrays, meta

@@ -1,6 +1,6 @@
 """Training configuration: one typed dataclass, per-suite presets and validation.
 
-Every field's docstring is its `--help` text. Presets (spec section 7) set defaults; any field given on the
+Every field's docstring is its `--help` text. Presets (docs/algorithms.md section 7) set defaults; any field given on the
 command line overrides the preset. `validate` runs before anything is compiled and names the field and the
 fix for every bad value.
 """
@@ -17,7 +17,7 @@ from reppo_fast.precision import MATMUL_PRECISIONS, MatmulPrecision
 
 @dataclass
 class Config:
-    """REPPO training run. Defaults are the paper's DM Control setting (spec section 7)."""
+    """REPPO training run. Defaults are the paper's DM Control setting (docs/algorithms.md section 7)."""
 
     # --- run -----------------------------------------------------------------------------------------
     env: str = "HumanoidRun"
@@ -357,7 +357,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"preset {cfg.preset!r} does not fit --algo {cfg.algo}: PPO runs take the ppo or "
                           "ppo_cpu preset, REPPO runs the others")
     if cfg.matmul_precision not in MATMUL_PRECISIONS:
-        raise ConfigError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {cfg.matmul_precision!r}")
+        raise ConfigError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, "
+                          f"got {cfg.matmul_precision!r}")
     if cfg.compile not in ("auto", "on", "off"):
         raise ConfigError(f"compile must be 'auto', 'on' or 'off', got {cfg.compile!r}")
     if cfg.env_impl not in ("jax", "warp"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Paper returns (spec section 8): REPPO at ~24M and ~50M env steps; Brax PPO at 50M where given.
+# Paper returns (docs/algorithms.md section 8): REPPO at ~24M and ~50M env steps; Brax PPO at 50M where given.
 PAPER_RETURNS = {
     "HumanoidRun": {"reppo": ((24e6, 518.0), (50e6, 748.0)), "ppo": ((50e6, 15.0),)},
     "HumanoidWalk": {"reppo": ((24e6, 972.0), (50e6, 991.0)), "ppo": ((50e6, 45.0),)},

@@ -1,20 +1,21 @@
 """The host loop shared by every framework path: iterations, evaluation, logging, checkpoints, resume.
 
-A framework trainer provides `init_state(seed)`, `iteration(state) -> (state, metrics)`,
-`evaluate(state, seed, iteration) -> float`, `describe() -> dict` (versions, devices) and the checkpoint
-codec `to_arrays(state)` / `from_arrays(template, arrays)`.
+It talks to a framework's trainer through the `reppo_fast.algorithm.Trainer` protocol: `init_state`,
+`iteration`, `evaluate`, `describe` and the checkpoint codec `to_arrays` / `from_arrays`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import json
 import platform
 import sys
 import time
 from pathlib import Path
 
+from reppo_fast.algorithm import Algorithm, Trainer
 from reppo_fast.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from reppo_fast.config import Config, ConfigError
 from reppo_fast.metrics import MetricsLogger
@@ -58,8 +59,7 @@ def _build(cfg: Config):
         import torch
 
         from reppo_fast.envs import make_torch_env
-        from reppo_fast.on_torch.ppo_trainer import TorchPpo
-        from reppo_fast.on_torch.trainer import TorchReppo
+        from reppo_fast.on_torch.trainer import Trainer as TorchTrainer
 
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         env = make_torch_env(cfg.env, num_envs=cfg.num_envs, device=device, impl=cfg.env_impl,
@@ -67,17 +67,22 @@ def _build(cfg: Config):
         cfg = _resolve_gamma(cfg, env)
         # Evaluation always plays the env's own full episodes, whatever the training time limit.
         eval_env = make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=device, impl=cfg.env_impl)
-        trainer_cls = TorchPpo if cfg.algo == "ppo" else TorchReppo
-        return cfg, trainer_cls(cfg, env, eval_env, kernels, device, ranges), kernels, env, ranges
+        algo = algorithm(cfg.framework, cfg.algo)
+        trainer: Trainer = TorchTrainer(cfg, env, eval_env, kernels, algo, device, ranges)
+        return cfg, trainer, kernels, env, ranges
     from reppo_fast.envs import make_env
-    from reppo_fast.on_jax.ppo_trainer import JaxPpo
-    from reppo_fast.on_jax.trainer import JaxReppo
+    from reppo_fast.on_jax.trainer import Trainer as JaxTrainer
 
     env = make_env(cfg.env, num_envs=cfg.num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length)
     cfg = _resolve_gamma(cfg, env)
     eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl)
-    trainer_cls = JaxPpo if cfg.algo == "ppo" else JaxReppo
-    return cfg, trainer_cls(cfg, env, eval_env, kernels), kernels, env, ranges
+    trainer: Trainer = JaxTrainer(cfg, env, eval_env, kernels, algorithm(cfg.framework, cfg.algo))
+    return cfg, trainer, kernels, env, ranges
+
+
+def algorithm(framework: str, algo: str) -> Algorithm:
+    """The `ALGORITHM` of reppo_fast/on_<framework>/<algo>/ (imported only when asked for)."""
+    return importlib.import_module(f"reppo_fast.on_{framework}.{algo}").ALGORITHM
 
 
 def _resolve_gamma(cfg: Config, env) -> Config:
@@ -91,14 +96,14 @@ def _resolve_gamma(cfg: Config, env) -> Config:
     return dataclasses.replace(cfg, gamma=gamma)
 
 
-def _metadata(cfg: Config, trainer, kernels, env) -> dict:
+def _metadata(cfg: Config, trainer: Trainer, kernels, env) -> dict:
     return {"kernels": dict(kernels.bound), "framework": cfg.framework, "env": env.name,
             "obs_size": env.obs_size, "action_size": env.action_size,
             "max_episode_steps": env.max_episode_steps, **trainer.describe(),
             "python": platform.python_version(), "argv": sys.argv}
 
 
-def _start(cfg: Config, run_dir: Path, trainer, kernels, env, resume: bool):
+def _start(cfg: Config, run_dir: Path, trainer: Trainer, kernels, env, resume: bool):
     """A fresh state with the run directory written, or the newest checkpoint's.
     Returns (state, iterations done, elapsed seconds, last eval return)."""
     state = trainer.init_state(cfg.seed)

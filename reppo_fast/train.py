@@ -72,6 +72,7 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from reppo_fast.checkpoint import CheckpointFormatError
     from reppo_fast.envs.names import UnknownEnvError, UnsupportedEnvError
     from reppo_fast.kernels import KernelUnavailableError
     from reppo_fast.runner import RunDirError, run
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg, resume = parse_args(argv)
         run(cfg, resume=resume)
     except (ConfigError, UnknownEnvError, UnsupportedEnvError, RunDirError, KernelUnavailableError,
-            NotImplementedError) as err:
+            CheckpointFormatError, NotImplementedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

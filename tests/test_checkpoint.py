@@ -1,6 +1,9 @@
 """Checkpoint files: exact round trip, atomic writes, retention."""
 
+import json
+
 import numpy as np
+import pytest
 
 from reppo_fast.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 
@@ -12,7 +15,7 @@ def test_round_trip_is_exact(tmp_path):
     meta = {"iteration": 12, "elapsed": 3.5, "last_eval": None}
     path = save_checkpoint(tmp_path, 12, arrays, meta)
     got, got_meta = load_checkpoint(path)
-    assert got_meta == meta
+    assert got_meta == {**meta, "format": 1}
     assert set(got) == set(arrays)
     for k, v in arrays.items():
         assert got[k].dtype == np.asarray(v).dtype and np.array_equal(got[k], v)
@@ -24,3 +27,15 @@ def test_atomic_write_leaves_no_temp_files_and_keeps_newest(tmp_path):
     assert [p.name for p in list_checkpoints(tmp_path)] == [f"ckpt_{i:08d}.npz" for i in (3, 4, 5)]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
     assert load_checkpoint(list_checkpoints(tmp_path)[-1])[1]["iteration"] == 5
+
+
+def test_a_checkpoint_of_another_format_is_refused(tmp_path):
+    from reppo_fast import checkpoint
+
+    path = checkpoint.save_checkpoint(tmp_path, 1, {"w": np.ones(2)}, {"iteration": 1})
+    assert checkpoint.load_checkpoint(path)[1]["format"] == checkpoint.FORMAT
+    data = dict(np.load(path))
+    meta = json.loads(data.pop("__meta__").tobytes().decode())
+    np.savez(path, **data, __meta__=np.frombuffer(json.dumps({**meta, "format": 99}).encode(), np.uint8))
+    with pytest.raises(checkpoint.CheckpointFormatError, match="format 99.*reads format 1"):
+        checkpoint.load_checkpoint(path)

@@ -97,11 +97,12 @@ def test_jax_iteration_names_phases_and_ops_in_its_lowered_program(tmp_path):
 
     from reppo_fast.kernels import bind
     from reppo_fast.envs import make_env
-    from reppo_fast.on_jax.trainer import JaxReppo
+    from reppo_fast.on_jax.reppo import ALGORITHM
+    from reppo_fast.on_jax.trainer import Trainer
 
     cfg = dataclasses.replace(Config(), **TINY, profile=True, gamma=0.99)
     env = make_env(cfg.env, num_envs=cfg.num_envs)
-    trainer = JaxReppo(cfg, env, env, bind("jax", "reference"))
+    trainer = Trainer(cfg, env, env, bind("jax", "reference"), ALGORITHM)
     text = jax.jit(trainer._iteration).lower(trainer.init_state(0)).as_text(debug_info=True)
     for name in ("rollout", "returns", "update/critic", "update/actor", "op/tanh_normal", "op/hl_gauss_ce",
                  "op/lambda_returns"):

@@ -1,4 +1,4 @@
-"""The JAX environment contract (spec section 1): batching, time limits, true terminal observations,
+"""The JAX environment contract (docs/algorithms.md section 1): batching, time limits, true terminal observations,
 non-finite physics handling and auto-reset, as pure jit-able functions over a raw single-env.
 
 A raw env has mujoco_playground's MjxEnv single-env API: `reset(key) -> state`,

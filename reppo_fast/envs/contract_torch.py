@@ -1,4 +1,4 @@
-"""The PyTorch-side environment contract (spec section 1): the JAX contract's semantics and field names
+"""The PyTorch-side environment contract (docs/algorithms.md section 1): the JAX contract's semantics and field names
 (contract.py), for the torch trainer.
 
 `TorchVecEnv` is the interface every torch-side env implements: BatchedContract (below, for batched raw
@@ -87,7 +87,7 @@ def _nonfinite_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_contract(obs, next_obs, reward, terminated, nonfinite, time_up):
-    """The per-step rules every torch env shares (spec section 1), on [N, ...] tensors.
+    """The per-step rules every torch env shares (docs/algorithms.md section 1), on [N, ...] tensors.
 
     A blown-up env's next_obs becomes the obs it acted on and its reward 0, as in the JAX contract
     (`where`, since NaN * 0 is NaN); non-finite physics terminates; a time limit truncates only what did

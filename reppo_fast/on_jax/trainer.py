@@ -1,7 +1,9 @@
-"""REPPO on the JAX path: one jitted function per iteration (rollout, lambda-returns, update).
+"""The JAX trainer: one jitted function per iteration, for every algorithm (reppo_fast.algorithm).
 
-An iteration has no host round-trip inside: rollout and epochs x minibatches are lax.scans. The host loop
-(reppo_fast.runner) calls `iteration`, `evaluate` and the checkpoint hooks.
+An iteration has no host round-trip inside: rollout (a lax.scan over steps), targets, then epochs x
+minibatches of the algorithm's update step (nested lax.scans), then the metrics. The host loop
+(reppo_fast.runner) calls `iteration`, `evaluate` and the checkpoint codec. The torch twin is
+on_torch/trainer.py.
 """
 
 from __future__ import annotations
@@ -13,19 +15,21 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from reppo_fast.on_jax import networks as nets
-from reppo_fast.on_jax.losses import Batch, actor_loss, critic_loss
-from reppo_fast.on_jax.minibatches import scan_minibatches
-from reppo_fast.on_jax.normalizer import norm_init
-from reppo_fast.on_jax.rollout import RolloutCarry, evaluate, rollout
+from reppo_fast.algorithm import Algorithm
+from reppo_fast.on_jax.common import episode_stats, norm_init, normalize, scan_minibatches, train_metrics
 from reppo_fast.precision import matmul_precision
 from reppo_fast.profiling import instrument_kernels
 
+class RolloutCarry(NamedTuple):
+    env: Any                 # EnvState
+    norm: Any                # NormState
+    ep_return: jnp.ndarray   # [N] running undiscounted return of each env's current episode
+
 
 class TrainState(NamedTuple):
-    actor: dict         # {"net": actor params, "log_alpha": [], "log_beta": []}
-    critic: dict        # critic params
-    actor_opt: Any      # optax state of the actor optimiser (also trains log_alpha, log_beta)
+    actor: Any          # the algorithm's policy params (REPPO: {"net", "log_alpha", "log_beta"})
+    critic: Any         # the algorithm's value params
+    actor_opt: Any      # optax state of the actor optimiser (REPPO: it also trains log_alpha, log_beta)
     critic_opt: Any
     rollout: RolloutCarry
     key: jnp.ndarray    # PRNG key (raw uint32[2], saved in checkpoints)
@@ -44,17 +48,17 @@ def eval_key(seed: int, iteration: int):
     return jax.random.fold_in(jax.random.PRNGKey(seed ^ 0x5EED), iteration)
 
 
-class JaxReppo:
-    """Holds the static pieces (config, envs, kernels) and the jitted functions over TrainState."""
+class Trainer:
+    """Holds the static pieces (config, envs, kernels, algorithm) and the jitted functions over TrainState."""
 
-    def __init__(self, cfg, env, eval_env, kernels):
-        self.cfg, self.env, self.eval_env = cfg, env, eval_env
+    def __init__(self, cfg, env, eval_env, kernels, algorithm: Algorithm):
+        self.cfg, self.env, self.eval_env, self.algo = cfg, env, eval_env, algorithm
         # Inside jit a named_scope names the op's XLA ops, which become its NVTX range on GPU.
         self.kernels = instrument_kernels(kernels, jax.named_scope if cfg.profile else None)
         self.tx = make_optimizer(cfg)
         self.iteration = jax.jit(self._at_networks_precision(self._iteration))
         self._evaluate = jax.jit(self._at_networks_precision(lambda actor, norm, key: evaluate(
-            lambda obs: self.policy_mean(actor, obs), norm, eval_env, key, cfg)))
+            lambda obs: algorithm.policy_mean(actor, obs), norm, eval_env, key, cfg)))
 
     def _at_networks_precision(self, fn):
         """fn traced with the networks' matmuls at cfg.matmul_precision (the physics keeps its own)."""
@@ -66,7 +70,7 @@ class JaxReppo:
     def init_state(self, seed: int) -> TrainState:
         env = self.env
         k_actor, k_critic, k_env, key = jax.random.split(jax.random.PRNGKey(seed), 4)
-        actor, critic = self.init_networks(k_actor, k_critic)
+        actor, critic = self.algo.init_networks(self.cfg, env, self.kernels, (k_actor, k_critic))
         carry = RolloutCarry(env.reset(k_env), norm_init(env.obs_size),
                              jnp.zeros((env.num_envs,), jnp.float32))
         state = TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
@@ -74,20 +78,10 @@ class JaxReppo:
         # Committed to the device like the iteration's outputs, so `iteration` compiles once, not twice.
         return jax.device_put(state, jax.devices()[0])
 
-    def init_networks(self, k_actor, k_critic):
-        """(actor params with the multipliers, critic params): the part of the state each algorithm owns."""
-        cfg, env = self.cfg, self.env
-        hist0 = self.kernels.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.num_bins, v_min=cfg.v_min,
-                                           v_max=cfg.v_max, sigma_ratio=cfg.sigma_ratio)[0]
-        actor = {"net": nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden,
-                                        cfg.actor_layers),
-                 "log_alpha": jnp.log(jnp.float32(cfg.alpha_init)),
-                 "log_beta": jnp.log(jnp.float32(cfg.beta_init))}
-        return actor, nets.init_critic(k_critic, env.obs_size, env.action_size, cfg.critic_hidden, hist0)
-
     def describe(self) -> dict:
         """Framework facts for the run metadata."""
         return {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+                "algorithm": self.algo.name,
                 "matmul_precision": {"networks": self.cfg.matmul_precision,
                                      "physics": self.env.physics_precision}}
 
@@ -103,74 +97,65 @@ class JaxReppo:
         """Deterministic eval on fresh envs; the key depends only on (seed, iteration): resumable."""
         return float(self._evaluate(state.actor, state.rollout.norm, eval_key(seed, iteration)))
 
-    @staticmethod
-    def policy_mean(actor, obs):
-        """The deterministic policy's pre-tanh action at normalised obs (what evaluation plays)."""
-        return nets.actor_apply(actor["net"], obs)[0]
-
     # --- the jitted iteration -------------------------------------------------------------------------
 
     def _iteration(self, state: TrainState):
-        cfg, kernels = self.cfg, self.kernels
+        cfg, kernels, algo = self.cfg, self.kernels, self.algo
         key, k_roll, k_update = jax.random.split(state.key, 3)
         with jax.named_scope("rollout"):
-            carry, data, stats = rollout(state.actor, state.critic, state.rollout, k_roll, self.env,
-                                         kernels, cfg)
+            carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, self.env, k_roll)
         with jax.named_scope("returns"):
-            returns = kernels.lambda_returns(data.soft_reward, data.next_value, data.terminated,
-                                             data.truncated, gamma=cfg.gamma, lmbda=cfg.lmbda)
+            tgt = algo.targets(data, kernels, cfg)
         with jax.named_scope("update"):
-            batch = self._flatten(state.actor, data, returns)
+            batch = algo.flat_batch(state.actor, data, tgt, cfg)
             actor, critic, actor_opt, critic_opt, metrics = self._update(state, batch, k_update)
-        metrics.update(train_metrics(stats, data.reward, returns))
-        new_state = TrainState(actor, critic, actor_opt, critic_opt, carry, key, state.iteration + 1)
-        return new_state, metrics
+        metrics.update(train_metrics(stats, data.reward, tgt.returns))
+        return TrainState(actor, critic, actor_opt, critic_opt, carry, key, state.iteration + 1), metrics
 
-    def _flatten(self, actor, data, returns) -> Batch:
-        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), (data, returns))
-        data, returns = flat
-        # pi_old is the actor frozen at the start of the update phase.
-        old_mean, old_log_std = nets.actor_apply(actor["net"], data.obs, self.cfg.log_std_min,
-                                                 self.cfg.log_std_max)
-        return Batch(data.obs, data.action, data.reward, data.terminated, data.truncated, returns,
-                     data.next_features, old_mean, old_log_std)
+    def _rollout(self, actor, critic, carry: RolloutCarry, env, key):
+        """cfg.num_steps steps of the algorithm's acting and bootstrap around env.step.
+        Returns (carry, transitions [T, N, ...], stats of the episodes that ended)."""
+        cfg, kernels, algo = self.cfg, self.kernels, self.algo
 
-    def _update(self, state: TrainState, batch: Batch, key):
-        cfg, kernels, tx = self.cfg, self.kernels, self.tx
-        batch_size, action_size = batch.obs.shape[0] // cfg.num_minibatches, batch.action.shape[-1]
+        def step(c: RolloutCarry, k):
+            noise = algo.step_noise(k, env.num_envs, env.action_size)
+            norm, obs, action, acted = algo.act(actor, critic, c.norm, c.env.obs, noise, kernels, cfg)
+            env_state, out = env.step(c.env, action)
+            transition = algo.bootstrap(actor, critic, norm, obs, action, acted, out, noise, kernels, cfg)
+            ep_return, stats = episode_stats(c.ep_return, out.reward, out.terminated, out.truncated,
+                                             out.nonfinite)
+            return RolloutCarry(env_state, norm, ep_return), (transition, stats)
+
+        carry, (data, stats) = jax.lax.scan(step, carry, jax.random.split(key, cfg.num_steps))
+        return carry, data, jax.tree.map(jnp.sum, stats)
+
+    def _update(self, state: TrainState, batch, key):
+        cfg, kernels, algo, tx = self.cfg, self.kernels, self.algo, self.tx
+        size = jax.tree.leaves(batch)[0].shape[0] // cfg.num_minibatches
 
         def minibatch(carry, mb, k):
-            actor, critic, actor_opt, critic_opt = carry
-            with jax.named_scope("update/critic"):
-                (c_loss, c_metrics), c_grad = jax.value_and_grad(critic_loss, has_aux=True)(
-                    critic, mb, kernels, cfg)
-                c_upd, critic_opt = tx.update(c_grad, critic_opt, critic)
-                critic = optax.apply_updates(critic, c_upd)
-            with jax.named_scope("update/actor"):
-                k_noise, k_old = jax.random.split(k)
-                noise = jax.random.normal(k_noise, (batch_size, action_size))
-                old_noise = (jax.random.normal(k_old, (cfg.kl_samples, batch_size, action_size))
-                             if cfg.kl_estimator == "sampled" else None)
-                (a_loss, a_metrics), a_grad = jax.value_and_grad(actor_loss, has_aux=True)(
-                    actor, critic, mb, noise, old_noise, kernels, cfg)
-                a_upd, actor_opt = tx.update(a_grad, actor_opt, actor)
-                actor = optax.apply_updates(actor, a_upd)
-            metrics = {"critic/loss": c_loss, "actor/loss": a_loss,
-                       "critic/grad_norm": optax.tree.norm(c_grad),
-                       "actor/grad_norm": optax.tree.norm(a_grad), **c_metrics, **a_metrics}
-            return (actor, critic, actor_opt, critic_opt), metrics
+            noise = algo.update_noise(k, size, self.env.action_size, cfg)
+            return algo.update_step(carry, mb, noise, tx, kernels, cfg)
 
         carry = (state.actor, state.critic, state.actor_opt, state.critic_opt)
         carry, metrics = scan_minibatches(minibatch, carry, batch, key, cfg.num_epochs, cfg.num_minibatches)
         return (*carry, metrics)
 
 
-def train_metrics(stats: dict, reward, returns) -> dict:
-    """The rollout's episode statistics, mean reward and mean return, as logged by every algorithm."""
-    episodes = jnp.maximum(stats["episodes"], 1)
-    return {"train/episode_return": stats["episode_return_sum"] / episodes,
-            "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"], "train/reward": jnp.mean(reward),
-            "train/returns": jnp.mean(returns)}
+def evaluate(policy_mean, norm, env, key, cfg):
+    """Mean undiscounted return of one full episode per fresh env, deterministic action tanh(mean), with
+    policy_mean(normalised obs [N, O]) -> pre-tanh mean [N, A]; normalisation statistics frozen."""
+    def step(c, _):
+        env_state, ret, alive = c
+        mean = policy_mean(normalize(norm, env_state.obs, cfg.obs_norm))
+        env_state, out = env.step(env_state, jnp.clip(jnp.tanh(mean), -cfg.action_clip, cfg.action_clip))
+        ret = ret + jnp.where(alive, out.reward, 0.0)
+        return (env_state, ret, alive & ~(out.terminated | out.truncated)), None
+
+    state = env.reset(key, random_step_count=False)
+    init = (state, jnp.zeros((env.num_envs,), jnp.float32), jnp.ones((env.num_envs,), bool))
+    (_, ret, _), _ = jax.lax.scan(step, init, None, length=env.max_episode_steps)
+    return jnp.mean(ret)
 
 
 def state_to_arrays(state: TrainState) -> dict[str, np.ndarray]:

@@ -1,65 +1,52 @@
-"""REPPO on the PyTorch path: the twin of on_jax.trainer with the same host-loop interface.
+"""The torch trainer, the twin of on_jax/trainer.py: one iteration for every algorithm
+(reppo_fast.algorithm), written once.
 
-Per iteration: rollout, lambda-returns, then epochs x minibatches of `update_step` (critic step, then actor
-step with the just-updated critic). `update_step` and the acting functions are pure tensor code with no
-.item() and no host sync, so torch.compile (and, on CUDA, graph capture) can take them whole.
+Per iteration: rollout (the env stepped from Python, torch envs being stateful; the algorithm's `act` and
+`bootstrap` per step, compiled), targets, the flat batch, then epochs x minibatches of the algorithm's
+update step (compiled). Compiled calls are pure tensor code with no .item() and no host sync, so
+torch.compile (and, on CUDA, graph capture) can take them whole; what they return is the caller's
+(on_torch/compiling.py). Metrics stay on the device until the runner reads them once per iteration.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from reppo_fast.on_torch import networks as nets
-from reppo_fast.on_torch.checkpointing import load_state_arrays, state_arrays
+from reppo_fast.algorithm import Algorithm
+from reppo_fast.on_torch.common import (NormState, episode_stats, mean_metrics, minibatches, norm_init,
+                                        normalize, train_metrics)
 from reppo_fast.on_torch.compiling import compile_mode, compiled
-from reppo_fast.on_torch.losses import Batch, actor_loss, critic_loss
-from reppo_fast.on_torch.minibatches import mean_metrics, minibatches
-from reppo_fast.on_torch.normalizer import norm_init
-from reppo_fast.on_torch.rollout import RolloutCarry, act, bootstrap, evaluate, rollout
 from reppo_fast.precision import set_matmul_precision
 from reppo_fast.profiling import NO_RANGES, Ranges, instrument_kernels
 
 
+class RolloutCarry(NamedTuple):
+    env: object              # the TorchVecEnv (stateful; checkpointed through its state_dict)
+    norm: NormState
+    ep_return: torch.Tensor  # [N] running undiscounted return of each env's current episode
+
+
 @dataclass
 class TrainState:
-    actor: nets.Actor
-    critic: nets.Critic
+    actor: torch.nn.Module
+    critic: torch.nn.Module
     actor_opt: torch.optim.Adam
     critic_opt: torch.optim.Adam
     rollout: RolloutCarry
     generator: torch.Generator  # policy and minibatch noise
-    env: object                 # the TorchVecEnv (stateful; checkpointed through its state_dict)
     iteration: int = 0
 
 
-def clip_grads_(grads: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
-    """optax.clip_by_global_norm in place: g *= max_norm / max(||g||, max_norm) (max_norm None: no clip).
-    Returns ||g||."""
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-    if max_norm is not None:
-        torch._foreach_mul_(grads, max_norm / torch.clamp(norm, min=max_norm))
-    return norm
-
-
-def step_optimizer(loss, params, opt, max_norm) -> torch.Tensor:
-    """Gradients of loss, clipped (clip_grads_), then one optimiser step. Returns the gradient norm."""
-    grads = list(torch.autograd.grad(loss, params))
-    norm = clip_grads_(grads, max_norm)
-    for p, g in zip(params, grads):
-        p.grad = g
-    opt.step()
-    return norm
-
-
-def train_metrics(stats: dict, reward, returns) -> dict:
-    """The rollout's episode statistics, mean reward and mean return, as logged by every algorithm."""
-    episodes = stats["episodes"].clamp(min=1)
-    return {"train/episode_return": stats["episode_return_sum"] / episodes,
-            "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
-            "train/reward": reward.mean(), "train/returns": returns.mean()}
+def make_optimizer(cfg, module: torch.nn.Module, device: torch.device) -> torch.optim.Adam:
+    """Adam; on CUDA with capturable state and a tensor learning rate, so a CUDA graph can take the step.
+    (The gradient clip is in the update step: common.clip_grads_.)"""
+    capturable = device.type == "cuda"
+    lr = torch.tensor(cfg.lr, device=device) if capturable else cfg.lr
+    return torch.optim.Adam(module.parameters(), lr=lr, capturable=capturable)
 
 
 def eval_seed(seed: int, iteration: int) -> int:
@@ -67,13 +54,13 @@ def eval_seed(seed: int, iteration: int) -> int:
     return (seed ^ 0x5EED) * 100_003 + iteration
 
 
-class TorchReppo:
-    """Holds config, envs and kernels; `iteration` mutates the TrainState in place and returns it."""
+class Trainer:
+    """Holds config, envs, kernels and the algorithm; `iteration` steps the TrainState in place and
+    returns it."""
 
-    def __init__(self, cfg, env, eval_env, kernels, device, ranges: Ranges = NO_RANGES, act_fn=act,
-                 bootstrap_fn=bootstrap):
-        """act_fn, bootstrap_fn: the acting functions to compile (PPO passes its own)."""
-        self.cfg, self.env, self.eval_env, self.device = cfg, env, eval_env, device
+    def __init__(self, cfg, env, eval_env, kernels, algorithm: Algorithm, device: torch.device,
+                 ranges: Ranges = NO_RANGES):
+        self.cfg, self.env, self.eval_env, self.algo, self.device = cfg, env, eval_env, algorithm, device
         set_matmul_precision(cfg.matmul_precision)
         compile_on, mode = compile_mode(cfg, device)
         # An NVTX call inside a compiled region breaks the graph (the profile would time another program),
@@ -85,113 +72,173 @@ class TorchReppo:
         # The update step calls autograd.grad and the optimiser: dynamo may break the graph there, so it
         # is compiled without fullgraph; acting is plain tensor code and must compile whole.
         self.update_step = compiled(self._update_step, cfg, device, fullgraph=False)
-        self.act = compiled(act_fn, cfg, device, fullgraph=True)
-        self.bootstrap = compiled(bootstrap_fn, cfg, device, fullgraph=True)
+        self.act = compiled(algorithm.act, cfg, device, fullgraph=True)
+        self.bootstrap = compiled(algorithm.bootstrap, cfg, device, fullgraph=True)
         self.compiled, self.mode = compile_on, mode
 
     def describe(self) -> dict:
         return {"torch": torch.__version__, "device": str(self.device), "compiled": self.compiled,
-                "compile_mode": self.mode, "bf16": self.cfg.bf16,
+                "compile_mode": self.mode, "bf16": self.cfg.bf16, "algorithm": self.algo.name,
                 "matmul_precision": {"networks": self.cfg.matmul_precision,
                                      "torch_float32_matmul": torch.get_float32_matmul_precision()}}
 
     def init_state(self, seed: int) -> TrainState:
         env, device = self.env, self.device
         torch.manual_seed(seed)  # network initialisation
-        # Built where they train: every tensor init_networks makes (hist(0) through the bound kernel, which
-        # on CUDA is a Triton kernel that cannot read a CPU tensor) is on the trainer's device.
+        # Built where they train: every tensor the algorithm's init_networks makes (hist(0) through the bound
+        # kernel, which on CUDA is a Triton kernel that cannot read a CPU tensor) is on the trainer's device.
         with torch.device(device):
-            actor, critic = self.init_networks()
-        actor_opt, critic_opt = self.make_optimizer(actor), self.make_optimizer(critic)
+            actor, critic = self.algo.init_networks(self.cfg, env, self.kernels)
+        actor_opt, critic_opt = (make_optimizer(self.cfg, module, device) for module in (actor, critic))
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
         env.reset(seed)
-        carry = RolloutCarry(norm_init(env.obs_size, device), torch.zeros(env.num_envs, device=device))
-        return TrainState(actor, critic, actor_opt, critic_opt, carry, generator, env)
-
-    def init_networks(self) -> tuple[torch.nn.Module, torch.nn.Module]:
-        """(actor with the multipliers, critic): the part of the state each algorithm owns."""
-        cfg, env = self.cfg, self.env
-        hist0 = self.kernels.hl_gauss_hist(torch.zeros(1, device=self.device), num_bins=cfg.num_bins,
-                                           v_min=cfg.v_min, v_max=cfg.v_max, sigma_ratio=cfg.sigma_ratio)[0]
-        return (nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers,
-                                cfg.alpha_init, cfg.beta_init),
-                nets.init_critic(env.obs_size, env.action_size, cfg.critic_hidden, hist0))
-
-    def make_optimizer(self, module: torch.nn.Module) -> torch.optim.Adam:
-        """Adam; on CUDA with capturable state and a tensor learning rate, so a CUDA graph can take the
-        step."""
-        capturable = self.device.type == "cuda"
-        lr = torch.tensor(self.cfg.lr, device=self.device) if capturable else self.cfg.lr
-        return torch.optim.Adam(module.parameters(), lr=lr, capturable=capturable)
+        carry = RolloutCarry(env, norm_init(env.obs_size, device), torch.zeros(env.num_envs, device=device))
+        return TrainState(actor, critic, actor_opt, critic_opt, carry, generator)
 
     def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
         """Deterministic eval on fresh envs; the seed depends only on (seed, iteration): resumable."""
-        return evaluate(lambda obs: self.policy_mean(state.actor, obs), state.rollout.norm, self.eval_env,
-                        eval_seed(seed, iteration), self.cfg)
-
-    @staticmethod
-    def policy_mean(actor, obs):
-        """The deterministic policy's pre-tanh action at normalised obs (what evaluation plays)."""
-        return nets.actor_apply(actor.net, obs)[0]
+        return evaluate(lambda obs: self.algo.policy_mean(state.actor, obs), state.rollout.norm,
+                        self.eval_env, eval_seed(seed, iteration), self.cfg)
 
     @staticmethod
     def to_arrays(state: TrainState) -> dict[str, np.ndarray]:
-        return state_arrays(state)
+        return state_to_arrays(state)
 
     @staticmethod
     def from_arrays(template: TrainState, arrays: dict[str, np.ndarray]) -> TrainState:
-        return load_state_arrays(template, arrays)
+        return state_from_arrays(template, arrays)
 
     def iteration(self, state: TrainState):
-        cfg, kernels, ranges = self.cfg, self.kernels, self.ranges
+        cfg, kernels, algo, ranges = self.cfg, self.kernels, self.algo, self.ranges
         with ranges("rollout"):
-            carry, data, stats = rollout(state.actor, state.critic, state.rollout, self.env, state.generator,
-                                         kernels, cfg, self.act, self.bootstrap)
+            carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, state.generator)
         with ranges("returns"):
-            returns = kernels.lambda_returns(data.soft_reward, data.next_value, data.terminated,
-                                             data.truncated, gamma=cfg.gamma, lmbda=cfg.lmbda)
+            tgt = algo.targets(data, kernels, cfg)
         with ranges("update"):
-            batch = self._flatten(state.actor, data, returns)
+            batch = algo.flat_batch(state.actor, data, tgt, cfg)
             metrics = self._update(state, batch)
-        metrics.update({**train_metrics(stats, data.reward, returns), **self.env.episode_metrics()})
+        metrics.update({**train_metrics(stats, data.reward, tgt.returns), **carry.env.episode_metrics()})
         state.rollout, state.iteration = carry, state.iteration + 1
         return state, metrics
 
     @torch.no_grad()
-    def _flatten(self, actor, data, returns) -> Batch:
-        flat = [x.reshape((-1,) + x.shape[2:]) for x in (*data, returns)]
-        obs, action, reward, _, terminated, truncated, _, next_features, returns = flat
-        # pi_old is the actor frozen at the start of the update phase.
-        old_mean, old_log_std = nets.actor_apply(actor.net, obs, self.cfg.log_std_min, self.cfg.log_std_max)
-        return Batch(obs, action, reward, terminated, truncated, returns, next_features, old_mean, old_log_std)
+    def _rollout(self, actor, critic, carry: RolloutCarry, generator):
+        """cfg.num_steps steps of the algorithm's acting and bootstrap around env.step.
+        Returns (carry, transitions [T, N, ...], stats of the episodes that ended)."""
+        cfg, kernels, algo = self.cfg, self.kernels, self.algo
+        env, norm, ep_return = carry
+        stats = {name: torch.zeros((), device=env.device)
+                 for name in ("episode_return_sum", "episodes", "nonfinite")}
+        steps = []
+        for _ in range(cfg.num_steps):
+            noise = algo.step_noise(generator, env.num_envs, env.action_size)
+            norm, obs, action, acted = self.act(actor, critic, norm, env.obs, noise, kernels, cfg)
+            out = env.step(action)
+            steps.append(self.bootstrap(actor, critic, norm, obs, action, acted, out, noise, kernels, cfg))
+            ep_return = episode_stats(stats, ep_return, out.reward, out.terminated, out.truncated,
+                                      out.nonfinite)
+        data = type(steps[0])(*(torch.stack(field) for field in zip(*steps)))
+        return RolloutCarry(env, norm, ep_return), data, stats
 
-    def _update(self, state: TrainState, batch: Batch) -> dict:
+    def _update(self, state: TrainState, batch) -> dict:
         cfg = self.cfg
-        size, action_size = batch.obs.shape[0] // cfg.num_minibatches, batch.action.shape[-1]
-        kl_samples = cfg.kl_samples if cfg.kl_estimator == "sampled" else 0
+        size = batch[0].shape[0] // cfg.num_minibatches
         history = []
         for mb in minibatches(batch, cfg.num_epochs, cfg.num_minibatches, state.generator):
-            noise = torch.randn(1 + kl_samples, size, action_size, device=self.device,
-                                generator=state.generator)
+            noise = self.algo.update_noise(state.generator, size, self.env.action_size, cfg)
             history.append(self.update_step(state, mb, noise))
         return mean_metrics(history)
 
-    def _update_step(self, state: TrainState, mb: Batch, noise: torch.Tensor) -> dict:
-        """One critic step then one actor step; noise [1+S, B, A]: the action draw, then the KL draws."""
-        cfg, kernels, ranges = self.cfg, self.kernels, self.inner_ranges
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
-        with ranges("update/critic"):
-            with autocast:
-                c_loss, c_metrics = critic_loss(state.critic, mb, kernels, cfg)
-            c_norm = step_optimizer(c_loss, list(state.critic.parameters()), state.critic_opt,
-                                    cfg.max_grad_norm)
-        old_noise = noise[1:] if cfg.kl_estimator == "sampled" else None
-        with ranges("update/actor"):
-            with autocast:
-                a_loss, a_metrics = actor_loss(state.actor, state.critic, mb, noise[0], old_noise, kernels,
-                                               cfg)
-            a_norm = step_optimizer(a_loss, list(state.actor.parameters()), state.actor_opt,
-                                    cfg.max_grad_norm)
-        return {"critic/loss": c_loss.detach(), "actor/loss": a_loss.detach(), "critic/grad_norm": c_norm,
-                "actor/grad_norm": a_norm, **c_metrics, **a_metrics}
+    def _update_step(self, state: TrainState, mb, noise) -> dict:
+        return self.algo.update_step(state, mb, noise, self.kernels, self.cfg, self.inner_ranges)
+
+
+@torch.no_grad()
+def evaluate(policy_mean, norm: NormState, env, seed: int, cfg) -> float:
+    """Mean undiscounted return of one full episode per fresh env, deterministic action tanh(mean), with
+    policy_mean(normalised obs [N, O]) -> pre-tanh mean [N, A]. Shared by every algorithm."""
+    obs = env.reset(seed, random_step_count=False)
+    ret = torch.zeros(env.num_envs, device=env.device)
+    alive = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
+    for _ in range(env.max_episode_steps):
+        mean = policy_mean(normalize(norm, obs, cfg.obs_norm))
+        out = env.step(torch.tanh(mean).clamp(-cfg.action_clip, cfg.action_clip))
+        ret += torch.where(alive, out.reward, 0.0)
+        alive &= ~(out.terminated | out.truncated)
+        obs = out.obs
+    return float(ret.mean())
+
+
+# --- the checkpoint codec -----------------------------------------------------------------------------
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def state_to_arrays(state: TrainState) -> dict[str, np.ndarray]:
+    """The train state as named numpy arrays: `actor.<param>`, `critic.<param>`,
+    `actor_opt.<param index>.<exp_avg|exp_avg_sq|step>`, `norm.<field>`, `ep_return`, `generator` (the RNG
+    state bytes), `env.<key>` (the env's own state_dict), `iteration`. Optimiser hyper-parameters are not
+    saved: they come from the run's config."""
+    out: dict[str, np.ndarray] = {}
+    for prefix, module in (("actor", state.actor), ("critic", state.critic)):
+        out.update({f"{prefix}.{k}": _np(v) for k, v in module.state_dict().items()})
+    for prefix, opt in (("actor_opt", state.actor_opt), ("critic_opt", state.critic_opt)):
+        for index, slots in opt.state_dict()["state"].items():
+            out.update({f"{prefix}.{index}.{k}": _np(v) if isinstance(v, torch.Tensor) else np.asarray(v)
+                        for k, v in slots.items()})
+    out.update({f"norm.{k}": _np(v) for k, v in state.rollout.norm._asdict().items()})
+    out["ep_return"] = _np(state.rollout.ep_return)
+    out["generator"] = _np(state.generator.get_state())
+    try:
+        out.update({f"env.{k}": np.asarray(v) for k, v in state.rollout.env.state_dict().items()})
+    except NotImplementedError:
+        pass  # e.g. ManiSkill: a resumed run starts fresh episodes (state_from_arrays says so)
+    out["iteration"] = np.asarray(state.iteration, np.int64)
+    return out
+
+
+def _take(arrays: dict, name: str, like: torch.Tensor) -> torch.Tensor:
+    if name not in arrays:
+        raise ValueError(f"checkpoint lacks {name}: it was written by a different config or version")
+    value = np.asarray(arrays[name])
+    if value.shape != tuple(like.shape):
+        raise ValueError(f"checkpoint entry {name} has shape {list(value.shape)}, "
+                         f"expected {list(like.shape)}: the config differs from the checkpoint's")
+    return torch.as_tensor(value, device=like.device).to(like.dtype)
+
+
+@torch.no_grad()
+def state_from_arrays(state: TrainState, arrays: dict[str, np.ndarray]) -> TrainState:
+    """Load `arrays` into a freshly initialised `state` in place (checked name by name) and return it:
+    the inverse of state_to_arrays."""
+    for prefix, module in (("actor", state.actor), ("critic", state.critic)):
+        module.load_state_dict({k: _take(arrays, f"{prefix}.{k}", v)
+                                for k, v in module.state_dict().items()})
+    for prefix, opt, module in (("actor_opt", state.actor_opt, state.actor),
+                                ("critic_opt", state.critic_opt, state.critic)):
+        saved = opt.state_dict()
+        params = list(module.parameters())
+        slots = {}
+        for index in range(len(params)):
+            keys = sorted({k.rsplit(".", 1)[1] for k in arrays if k.startswith(f"{prefix}.{index}.")})
+            if keys:
+                device = params[index].device
+                slots[index] = {k: torch.as_tensor(arrays[f"{prefix}.{index}.{k}"], device=device)
+                                for k in keys}
+        opt.load_state_dict({"state": slots, "param_groups": saved["param_groups"]})
+    env = state.rollout.env
+    norm = NormState(*(_take(arrays, f"norm.{k}", v) for k, v in state.rollout.norm._asdict().items()))
+    state.rollout = RolloutCarry(env, norm, _take(arrays, "ep_return", state.rollout.ep_return))
+    # A generator's state is a CPU byte tensor whatever device the generator draws on.
+    state.generator.set_state(torch.as_tensor(arrays["generator"], device="cpu"))
+    state.iteration = int(arrays["iteration"])
+    env_arrays = {k[len("env."):]: v for k, v in arrays.items() if k.startswith("env.")}
+    if env_arrays:
+        env.load_state_dict(env_arrays)
+    else:
+        print(f"note: {env.name} cannot save its physics state; the resumed run starts fresh episodes")
+        env.reset(state.iteration)
+        state.rollout = RolloutCarry(env, norm, torch.zeros_like(state.rollout.ep_return))
+    return state

@@ -1,4 +1,5 @@
-"""The torch update step under CUDA graphs (torch.compile mode reduce-overhead, what TorchReppo runs on a GPU)
+"""The torch update step under CUDA graphs (torch.compile mode reduce-overhead, what the trainer runs on a
+GPU)
 against the same step eager, and whole iterations of the compiled trainer on ToyPointMass.
 
 Both trainers start from one state (deep copies) and take the same minibatches and noise, a different one per
@@ -23,8 +24,9 @@ import torch
 from reppo_fast.config import preset_config, validate
 from reppo_fast.envs import make_torch_env
 from reppo_fast.kernels import bind
-from reppo_fast.on_torch.losses import Batch
-from reppo_fast.on_torch.trainer import TorchReppo
+from reppo_fast.on_torch.reppo.losses import Batch
+from reppo_fast.on_torch.reppo import ALGORITHM as REPPO
+from reppo_fast.on_torch.trainer import Trainer
 
 STEPS = 4
 PARAM_TOL, METRIC_RTOL, METRIC_ATOL = 1e-3, 1e-3, 1e-5
@@ -32,17 +34,17 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="CUDA graphs need a CUDA GPU (torch sees none)")
 
 
-def _trainer(device: str, kernels: str, compile_: str) -> TorchReppo:
+def _trainer(device: str, kernels: str, compile_: str) -> Trainer:
     cfg = preset_config("cpu", "toy", env="ToyPointMass", framework="torch", kernels=kernels,
                         compile=compile_, cuda_graphs=compile_ == "on", matmul_precision="float32",
                         num_envs=64, num_steps=8, num_epochs=2, num_minibatches=2, num_eval_envs=1,
                         progress=False)
     validate(cfg)
     env = make_torch_env("ToyPointMass", num_envs=cfg.num_envs, device=device)
-    return TorchReppo(cfg, env, env, bind("torch", kernels), torch.device(device))
+    return Trainer(cfg, env, env, bind("torch", kernels), REPPO, torch.device(device))
 
 
-def _batches(trainer: TorchReppo, count: int) -> list[tuple[Batch, torch.Tensor]]:
+def _batches(trainer: Trainer, count: int) -> list[tuple[Batch, tuple]]:
     """`count` (minibatch, noise) pairs of the trainer's sizes, plausible values (flags ~5 %, returns on the
     support, log_std in range)."""
     cfg, env, dev = trainer.cfg, trainer.env, trainer.device
@@ -59,7 +61,12 @@ def _batches(trainer: TorchReppo, count: int) -> list[tuple[Batch, torch.Tensor]
                    terminated=uniform(0, 1, rows) < 0.05, truncated=uniform(0, 1, rows) < 0.05,
                    returns=uniform(cfg.v_min, cfg.v_max, rows), next_features=normal(rows, cfg.critic_hidden),
                    old_mean=normal(rows, act), old_log_std=uniform(-2.0, 0.5, rows, act)),
-             normal(1 + cfg.kl_samples, rows, act)) for _ in range(count)]
+             _split(normal(1 + cfg.kl_samples, rows, act))) for _ in range(count)]
+
+
+def _split(noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """REPPO's update noise: (the actor's action draw [B, A], the sampled KL's draws [S, B, A])."""
+    return noise[0], noise[1:]
 
 
 def _copy(state):

@@ -15,7 +15,6 @@ import pytest
 from scipy import special
 
 from reppo_fast.kernels import reference_jax as ref
-from reppo_fast.kernels.pallas_ops._compat import lower_for_cuda
 from reppo_fast.kernels.pallas_ops import hl_gauss_ce as hg
 
 V_MIN, V_MAX = -15.0, 15.0
@@ -177,7 +176,7 @@ def test_shapes_dtypes_jit_and_errors():
 
 @pytest.mark.parametrize("batch,num_bins,dtype", [(37, 151, jnp.float32), (1, 7, jnp.float32),
                                                   (5, 151, jnp.float64)])
-def test_every_function_lowers_for_cuda(batch, num_bins, dtype):
+def test_every_function_lowers_for_cuda(batch, num_bins, dtype, lower_for_cuda):
     # interpret=False on this CPU-only jaxlib: the Pallas -> Triton IR lowering runs in full (block
     # shapes, every primitive in the kernels); PTX compilation needs a GPU.
     gpu = {"interpret": False, **SUPPORT}

@@ -14,7 +14,6 @@ import pytest
 from test_ref_lambda_returns import oracle_lambda_returns  # tests/kernels is on sys.path
 
 from reppo_fast.kernels import reference_jax
-from reppo_fast.kernels.pallas_ops._compat import lower_for_cuda
 from reppo_fast.kernels.pallas_ops import lambda_returns as pallas_module
 
 GAMMA = 0.97
@@ -195,14 +194,14 @@ def _avals(shape, values=jnp.float32, flags=jnp.bool_):
     ((1, 1), jnp.float32, jnp.int32),
     ((16, 2, 3), jnp.float32, jnp.bool_),
 ])
-def test_lowers_for_cuda(shape, values, flags):
+def test_lowers_for_cuda(shape, values, flags, lower_for_cuda):
     def forward(*xs):
         return pallas_module.lambda_returns(*xs, gamma=GAMMA, lmbda=0.95, interpret=False)
 
     assert TRITON_CALL in lower_for_cuda(forward, *_avals(shape, values, flags))
 
 
-def test_float64_and_traced_scalars_lower_for_cuda():
+def test_float64_and_traced_scalars_lower_for_cuda(lower_for_cuda):
     def forward(gamma, lmbda, *xs):
         return pallas_module.lambda_returns(*xs, gamma=gamma, lmbda=lmbda, interpret=False)
 
@@ -213,7 +212,7 @@ def test_float64_and_traced_scalars_lower_for_cuda():
         assert TRITON_CALL in text and "tensor<37x5xf64>" in text
 
 
-def test_vjp_lowers_for_cuda():
+def test_vjp_lowers_for_cuda(lower_for_cuda):
     """No gradient flows, but a loss that differentiates through the returns must still lower."""
     def vjp(rewards, next_values, terminated, truncated, cotangent):
         def forward(r, v):
@@ -236,7 +235,7 @@ def _triton_ir(debug_dump: str) -> str:
     return text[: text.rfind("}") + 1]
 
 
-def test_triton_ir_compiles_to_ptx_for_sm90(monkeypatch, capsys, tmp_path):
+def test_triton_ir_compiles_to_ptx_for_sm90(monkeypatch, capsys, tmp_path, lower_for_cuda):
     """Past the lowering: the installed Triton compiles the module Pallas emits (power-of-two loads,
     bool flags as bytes) to PTX. Shape (3, 96) is used by no other test, so the kernel is traced anew.
     In this process, unlike the AOT checks of the Triton kernels (conftest's compile_aot_specs): it

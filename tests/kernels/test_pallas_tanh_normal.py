@@ -3,8 +3,8 @@
 The bar (tests/kernels/conftest.py, flash-attention style): the kernel's max abs error against the
 reference run in float64 is at most 2x the float32 reference's error on the same inputs and backend, plus
 a floor of a float32 ulp of 1 + |gold| (FLOOR_ULPS); gradients are taken with random cotangents on
-every output (action, log_prob, kl). On a GPU backend the kernels run compiled (INTERPRET follows
-interpret_default()).
+every output (action, log_prob, kl). On a GPU backend the kernels run compiled (`interpret` left at
+None follows JAX's default backend).
 """
 
 import jax
@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from reppo_fast.kernels.pallas_ops._compat import lower_for_cuda
 from reppo_fast.kernels.pallas_ops import tanh_normal as tn
 from reppo_fast.kernels import reference_jax as reference
 
@@ -189,14 +188,14 @@ def test_bad_arguments_raise():
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("B,A,S", [(2048, 21, 16), (1, 1, 3)])
-def test_lowers_for_cuda(mode, B, A, S):
+def test_lowers_for_cuda(mode, B, A, S, lower_for_cuda):
     # interpret=False runs the Pallas Triton lowering (power-of-two blocks etc.) on this CPU-only jaxlib.
     args = [jax.ShapeDtypeStruct(x.shape, jnp.float32) for x in _args(_inputs(0, B, A, S), mode)]
     cotangents = (jax.ShapeDtypeStruct((B, A), jnp.float32), jax.ShapeDtypeStruct((B,), jnp.float32),
                   jax.ShapeDtypeStruct((B,), jnp.float32) if mode != "none" else None)
 
     def forward(*args):
-        return tuple(tn._tanh_normal(*args, *[None] * (6 - len(args)), interpret=False))
+        return tuple(tn.tanh_normal(*args, interpret=False))
 
     def vjp(args, cotangents):
         return jax.vjp(lambda m, s: forward(m, s, *args[2:]), *args[:2])[1](cotangents)

@@ -187,6 +187,31 @@ def test_torch_compile_fullgraph_matches_eager():
     assert torch.equal(compiled(*args), step(*args))
 
 
+_AOT_INPUTS = ("rewards", "next_values", "terminated", "truncated")
+_AOT_SCALARS = {"gamma": "fp64", "lmbda": "fp64", "num_steps": "i32", "num_envs": "i32"}
+_AOT_STRIDES = {f"{name}_stride_{axis}": "i32" for name in _AOT_INPUTS for axis in "tn"}
+_AOT_CONTIGUOUS = {f"{name}_stride_n": 1 for name in _AOT_INPUTS}
+
+
+def _aot_spec(values="*fp32", flags="*u8", out="*fp32", contiguous=True):
+    signature = {"rewards_ptr": values, "next_values_ptr": values, "terminated_ptr": flags,
+                 "truncated_ptr": flags, "returns_ptr": out, **_AOT_SCALARS, **_AOT_STRIDES,
+                 "BLOCK_N": "constexpr"}
+    constexprs = {"BLOCK_N": 128, **(_AOT_CONTIGUOUS if contiguous else {})}
+    return "_lambda_returns_fwd_kernel", signature, constexprs
+
+
+# The rollout's layouts (fp32 values, bool flags, contiguous [T, N]), bf16 values, float flags, fp64 end
+# to end, and a strided (transposed) input.
+AOT_SPECS = [
+    _aot_spec(),
+    _aot_spec(values="*bf16"),
+    _aot_spec(flags="*fp32"),
+    _aot_spec(values="*fp64", flags="*fp64", out="*fp64"),
+    _aot_spec(contiguous=False),
+]
+
+
 def test_aot_specs_compile_for_sm90(compile_aot_specs):
-    names = compile_aot_specs("reppo_fast.kernels.triton_ops.lambda_returns")
-    assert names == ["_lambda_returns_fwd_kernel"] * len(triton_module.AOT_SPECS)
+    names = compile_aot_specs("reppo_fast.kernels.triton_ops.lambda_returns", AOT_SPECS)
+    assert names == ["_lambda_returns_fwd_kernel"] * len(AOT_SPECS)

@@ -210,7 +210,41 @@ def test_torch_compile_fullgraph_matches_eager():
         torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
 
 
+def _aot_specs():
+    """(kernel, signature, constexprs) for sm_90 (conftest's compile_aot_specs): the DMC shape
+    (B, A, S) = (2048, 21, 16), so BLOCK_A = 32 and BLOCK_B = 16, forward and backward in every KL mode for
+    fp32 and bf16 inputs; then float64 inputs, sampled KL (ACC float64: exp/log through libdevice)."""
+    fwd_ptrs = ["mean_ptr", "log_std_ptr", "noise_ptr", "old_mean_ptr", "old_log_std_ptr", "old_noise_ptr"]
+    strides = [f"{name}_stride_{axis}" for name in ("mean", "log_std", "noise", "old_mean", "old_log_std")
+               for axis in "ba"] + ["old_noise_stride_s", "old_noise_stride_b", "old_noise_stride_a"]
+    specs = []
+    for in_ty in ("*fp32", "*bf16"):
+        for kl_mode in (tn._KL_NONE, tn._KL_ANALYTIC, tn._KL_SAMPLED):
+            common = {**{p: in_ty for p in fwd_ptrs}, "num_rows": "i32", "num_actions": "i32",
+                      "num_samples": "i32", **{s: "i32" for s in strides}}
+            consts = {"KL_MODE": kl_mode, "ACC": "float32", "BLOCK_B": 16, "BLOCK_A": 32}
+            fwd_sig = {**common, "action_ptr": "*fp32", "log_prob_ptr": "*fp32", "kl_ptr": "*fp32",
+                       **{k: "constexpr" for k in ("KL_MODE", "ACC", "BLOCK_B", "BLOCK_A")}}
+            specs.append(("_tanh_normal_fwd_kernel", fwd_sig, consts))
+            bwd_sig = {**common, "g_action_ptr": "*fp32", "g_log_prob_ptr": "*fp32", "g_kl_ptr": "*fp32",
+                       "grad_mean_ptr": in_ty, "grad_log_std_ptr": in_ty,
+                       **{s: "i32" for s in ("g_action_stride_b", "g_action_stride_a", "g_log_prob_stride_b",
+                                             "g_kl_stride_b")},
+                       **{k: "constexpr" for k in ("KL_MODE", "ACC", "HAS_G_ACTION", "HAS_G_LOG_PROB",
+                                                   "HAS_G_KL", "BLOCK_B", "BLOCK_A")}}
+            specs.append(("_tanh_normal_bwd_kernel", bwd_sig,
+                          {**consts, "HAS_G_ACTION": True, "HAS_G_LOG_PROB": True,
+                           "HAS_G_KL": kl_mode != tn._KL_NONE}))
+    for kernel, sig, consts in specs[-2:]:
+        fp64 = {k: ("*fp64" if v.startswith("*") else v) for k, v in sig.items()}
+        specs.append((kernel, fp64, {**consts, "ACC": "float64"}))
+    return specs
+
+
+AOT_SPECS = _aot_specs()
+
+
 def test_aot_specs_compile_for_sm90(compile_aot_specs):
-    names = compile_aot_specs("reppo_fast.kernels.triton_ops.tanh_normal")
-    assert len(names) == len(tn.AOT_SPECS)
+    names = compile_aot_specs("reppo_fast.kernels.triton_ops.tanh_normal", AOT_SPECS)
+    assert len(names) == len(AOT_SPECS)
     assert set(names) == {"_tanh_normal_fwd_kernel", "_tanh_normal_bwd_kernel"}

@@ -9,8 +9,8 @@ import numpy as np
 
 from reppo_fast.config import Config
 from reppo_fast.kernels import bind
-from reppo_fast.on_jax import networks as nets
-from reppo_fast.on_jax.losses import Batch, actor_loss, critic_loss, q_value
+from reppo_fast.on_jax.reppo import networks as nets
+from reppo_fast.on_jax.reppo.losses import Batch, actor_loss, critic_loss, q_value
 
 K = bind("jax", "reference")
 CFG = dataclasses.replace(Config(), critic_hidden=16, actor_hidden=16, actor_layers=2, num_bins=21,

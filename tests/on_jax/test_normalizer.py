@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from reppo_fast.on_jax.normalizer import NORM_EPS, norm_init, norm_update, normalize
+from reppo_fast.on_jax.common import NORM_EPS, norm_init, norm_update, normalize
 
 
 def test_parallel_update_matches_full_batch_statistics():

@@ -76,14 +76,14 @@ def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch):
     from reppo_fast.on_jax import trainer as jt
 
     cfg = _cfg(tmp_path, "int", 10)
-    real_eval = jt.JaxReppo.evaluate
+    real_eval = jt.Trainer.evaluate
 
     def eval_then_interrupt(self, state, seed, iteration):
         if iteration >= 4:
             raise KeyboardInterrupt
         return real_eval(self, state, seed, iteration)
 
-    monkeypatch.setattr(jt.JaxReppo, "evaluate", eval_then_interrupt)
+    monkeypatch.setattr(jt.Trainer, "evaluate", eval_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         run(dataclasses.replace(cfg, checkpoint_interval=100))
     _, meta = load_checkpoint(list_checkpoints(tmp_path / "int" / "checkpoints")[-1])

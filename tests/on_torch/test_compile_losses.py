@@ -10,8 +10,8 @@ import torch
 
 from reppo_fast.config import Config
 from reppo_fast.kernels import bind
-from reppo_fast.on_torch import losses as tl
-from reppo_fast.on_torch import networks as tn
+from reppo_fast.on_torch.reppo import losses as tl
+from reppo_fast.on_torch.reppo import networks as tn
 from reppo_fast.process_env import triton_device
 
 pytest.importorskip("triton")

@@ -48,7 +48,7 @@ class GraphPoolCompile:
                 _poison_(t)
             self.calls += 1
             out = pytree.tree_map_only(torch.Tensor, lambda t: t.detach().clone(), fn(*args, **kwargs))
-            self.outstanding = pytree.tree_leaves(out)
+            self.outstanding = [t for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
             return out
         return call
 

@@ -69,7 +69,7 @@ def _tensors(state) -> list[torch.Tensor]:
     found = [t for module in (state.actor, state.critic) for t in module.state_dict().values()]
     for opt in (state.actor_opt, state.critic_opt):
         found += [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
-    found += [t for t in pytree.tree_leaves(state.rollout) if isinstance(t, torch.Tensor)]
+    found += [t for t in pytree.tree_leaves((state.rollout.norm, state.rollout.ep_return))]
     return found
 
 
@@ -94,12 +94,12 @@ def test_torch_trainers_name_the_device_of_every_tensor_they_make(algo, env):
 def test_the_recorder_sees_a_device_less_factory_in_package_code():
     """The oracle itself: a factory called from reppo_fast without a device is recorded, the same inside a
     torch.device block is not, and torch's own internal factories are not."""
-    from reppo_fast.on_torch import normalizer
+    from reppo_fast.on_torch import common
 
     recorder = FactoryDevices()
     with recorder:
-        normalizer.norm_init(3)  # device=None: the process default
+        common.norm_init(3)  # device=None: the process default
         with torch.device("cpu"):
-            normalizer.norm_init(3)
+            common.norm_init(3)
         torch.optim.Adam([torch.nn.Parameter(torch.ones(2))]).step()
-    assert len(recorder.implicit) == 3 and all("normalizer.py" in s for s in recorder.implicit)
+    assert len(recorder.implicit) == 3 and all("common.py" in s for s in recorder.implicit)

@@ -12,10 +12,10 @@ import torch
 
 from reppo_fast.config import Config
 from reppo_fast.kernels import bind
-from reppo_fast.on_jax import losses as jl
-from reppo_fast.on_jax import networks as jn
-from reppo_fast.on_torch import losses as tl
-from reppo_fast.on_torch import networks as tn
+from reppo_fast.on_jax.reppo import losses as jl
+from reppo_fast.on_jax.reppo import networks as jn
+from reppo_fast.on_torch.reppo import losses as tl
+from reppo_fast.on_torch.reppo import networks as tn
 
 B, O, A, H, S = 32, 5, 3, 32, 16
 CFG = dataclasses.replace(Config(), actor_hidden=32, actor_layers=2, critic_hidden=H, num_bins=41,

@@ -11,7 +11,8 @@ import torch
 from reppo_fast.config import Config
 from reppo_fast.envs import make_torch_env
 from reppo_fast.kernels import bind
-from reppo_fast.on_torch.trainer import TorchReppo
+from reppo_fast.on_torch.reppo import ALGORITHM as REPPO
+from reppo_fast.on_torch.trainer import Trainer
 from reppo_fast.process_env import triton_device
 
 pytest.importorskip("triton")
@@ -24,14 +25,14 @@ TINY = dict(env="ToyPointMass", framework="torch", num_envs=4, num_steps=4, num_
 
 
 def _metrics(kernels: str) -> list[dict[str, float]]:
-    """The metrics of each iteration of a TorchReppo built as the runner builds it, on DEVICE."""
+    """The metrics of each iteration of a REPPO trainer built as the runner builds it, on DEVICE."""
     cfg = dataclasses.replace(Config(), **TINY, kernels=kernels)
     bound = bind("torch", kernels)
     assert bound.bound == {op: kernels for op in ("tanh_normal", "hl_gauss_ce", "lambda_returns")}
     env = make_torch_env(cfg.env, num_envs=cfg.num_envs, device=DEVICE, impl=cfg.env_impl,
                          episode_length=cfg.episode_length)
     eval_env = make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=DEVICE, impl=cfg.env_impl)
-    trainer = TorchReppo(cfg, env, eval_env, bound, DEVICE)
+    trainer = Trainer(cfg, env, eval_env, bound, REPPO, DEVICE)
     state = trainer.init_state(cfg.seed)
     metrics = []
     for _ in range(cfg.num_iterations):

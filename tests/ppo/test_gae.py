@@ -9,8 +9,8 @@ import torch
 
 from reppo_fast.config import Config
 from reppo_fast.kernels import bind
-from reppo_fast.on_jax import ppo_rollout as jr
-from reppo_fast.on_torch import ppo_rollout as tr
+from reppo_fast.on_jax import ppo as jr
+from reppo_fast.on_torch import ppo as tr
 
 T, N = 23, 7
 CFG = dataclasses.replace(Config(), algo="ppo", gamma=0.97, lmbda=0.9, reward_scaling=3.0)
@@ -60,10 +60,10 @@ def test_gae_from_the_op_equals_brute_force(framework, seed):
     if framework == "jax":
         data = _transition(jr.PpoTransition, jax.numpy.asarray, reward, value, next_value, terminated,
                            truncated)
-        adv, returns = jr.gae(data, bind("jax", "reference"), CFG)
+        returns, adv = jr.targets(data, bind("jax", "reference"), CFG)
     else:
         data = _transition(tr.PpoTransition, torch.as_tensor, reward, value, next_value, terminated,
                            truncated)
-        adv, returns = tr.gae(data, bind("torch", "reference"), CFG)
+        returns, adv = tr.targets(data, bind("torch", "reference"), CFG)
     np.testing.assert_allclose(np.asarray(adv), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(returns), expected + value, rtol=1e-5, atol=1e-5)

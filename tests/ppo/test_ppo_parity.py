@@ -11,10 +11,10 @@ import torch
 
 from reppo_fast.config import Config
 from reppo_fast.kernels import bind
-from reppo_fast.on_jax import ppo_losses as jl
-from reppo_fast.on_jax import ppo_networks as jn
-from reppo_fast.on_torch import ppo_losses as tl
-from reppo_fast.on_torch import ppo_networks as tn
+from reppo_fast.on_jax.ppo import losses as jl
+from reppo_fast.on_jax.ppo import networks as jn
+from reppo_fast.on_torch.ppo import losses as tl
+from reppo_fast.on_torch.ppo import networks as tn
 
 B, O, A = 64, 5, 3
 CFG = dataclasses.replace(Config(), algo="ppo", actor_hidden=16, actor_layers=2, critic_hidden=32,

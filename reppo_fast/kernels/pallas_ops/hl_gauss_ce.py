@@ -1,8 +1,8 @@
 """HL-Gauss categorical value loss in Pallas: fused histogram + cross-entropy + gradient, and decode.
 
-Same public names, argument order and semantics as `reference_jax.hl_gauss_ce` (spec section 5):
-`hl_gauss_ce` (loss [...]), `hl_gauss_decode` (q [...]) and `hl_gauss_hist` (p [..., K]), plus a
-keyword-only `interpret` (None: `interpret_default()`, i.e. interpret unless JAX runs on a GPU).
+Same public names, argument order and semantics as `reference_jax.hl_gauss_ce` (docs/algorithms.md section 5):
+`hl_gauss_ce` (loss [...]), `hl_gauss_decode` (q [...]) and `hl_gauss_hist` (p [..., K]), plus the
+keyword `interpret` of `_common.py` (None: interpret unless JAX runs on a GPU).
 
 Layers: the kernels (`_hl_gauss_ce_kernel`, `_hl_gauss_decode_kernel`, `_hl_gauss_decode_bwd_kernel`,
 `_hl_gauss_hist_kernel`, sharing `_erf`, `_hist_rows` and `_softmax_rows`), `_call` (block sizes,
@@ -38,9 +38,14 @@ import numpy as np
 
 from ..reference_jax._dtype import compute_dtype
 from ..reference_jax.hl_gauss_ce import _check_support
-from ._compat import compiler_params, interpret_default, pl
+from . import _common
+from ._compat import pl
 
-LANES_PER_BLOCK = 2048  # rows are packed until a block holds ~2048 lanes: 8 rows of 256 at K = 151
+__all__ = ["hl_gauss_ce", "hl_gauss_decode", "hl_gauss_hist"]
+
+# Rows are packed until a block holds ~_MAX_LANES lanes: 8 rows of 256 at K = 151, 16 values a thread at
+# 4 warps.
+_MAX_LANES = 2048
 
 # Cephes (ndtr.c) coefficients, highest power first. |x| < 1: erf = x T(x^2) (float32, erff) or
 # x T(x^2)/U(x^2) (float64); |x| >= 1: erfc = exp(-x^2) P(|x|)/Q(|x|), erf = sign(x) (1 - erfc).
@@ -213,20 +218,19 @@ def _hl_gauss_hist_kernel(targets_ref, edges_ref, probs_ref, *, inv_scale):
 
 
 def _blocks(num_rows: int, num_bins: int):
-    """(BB, Kp, Bp, num_warps): Kp = next power of two >= K, BB a power of two <= ~2048 / Kp rows and
-    no more than B needs, Bp = B rounded up to BB. Few programs also keep interpret mode fast."""
-    block_k = 1 << (num_bins - 1).bit_length()
-    block_b = min(max(1, LANES_PER_BLOCK // block_k), 1 << (max(num_rows, 1) - 1).bit_length())
-    padded_rows = -(-num_rows // block_b) * block_b
-    return block_b, block_k, padded_rows, min(16, max(4, block_b * block_k // 512))
+    """(BB, Kp, Bp, num_warps): Kp = next power of two >= K, BB a power of two <= ~_MAX_LANES / Kp rows
+    and no more than B needs, Bp = B rounded up to BB; 16 lanes a thread, at least 4 warps."""
+    block_k = _common.next_pow2(num_bins)
+    block_b = _common.block_size(num_rows, block_k, _MAX_LANES)
+    num_warps = _common.num_warps(block_b * block_k, lanes_per_thread=16, min_warps=4)
+    return block_b, block_k, _common.round_up(num_rows, block_b), num_warps
 
 
 def _pad(x, rows: int, cols: int | None = None, fill=0.0):
     """1-D: pad with `fill` to `rows`. 2-D: pad axis 1 with `fill` to `cols`, then axis 0 with zeros."""
     if x.ndim == 1:
-        return jnp.pad(x, (0, rows - x.shape[0]), constant_values=fill)
-    x = jnp.pad(x, ((0, 0), (0, cols - x.shape[1])), constant_values=fill)
-    return jnp.pad(x, ((0, rows - x.shape[0]), (0, 0)))
+        return _common.pad_to(x, (rows,), fill)
+    return _common.pad_to(_common.pad_to(x, (x.shape[0], cols), fill), (rows, cols))
 
 
 def _call(kernel, num_rows, support: _Support, dtype, ins, outs):
@@ -243,11 +247,10 @@ def _call(kernel, num_rows, support: _Support, dtype, ins, outs):
 
     out_shapes = [jax.ShapeDtypeStruct((padded_rows,) if kind == "rows" else (padded_rows, block_k), dtype)
                   for kind in outs]
-    return pl.pallas_call(
-        kernel, out_shape=out_shapes, grid=(padded_rows // block_b,),
+    return _common.launch(
+        kernel, *(x for x, _ in ins), out_shape=out_shapes, grid=(padded_rows // block_b,),
         in_specs=[spec(kind, x.shape) for x, kind in ins], out_specs=[spec(kind, None) for kind in outs],
-        interpret=support.interpret, compiler_params=compiler_params(num_warps=num_warps),
-    )(*(x for x, _ in ins))
+        interpret=support.interpret, num_warps=num_warps)
 
 
 def _inv_scale(support: _Support) -> float:
@@ -329,8 +332,8 @@ _decode.defvjp(_decode_fwd, _decode_bwd)
 def _support(num_bins, v_min, v_max, sigma_ratio, interpret, check=True) -> _Support:
     if check:  # the reference's decode checks nothing
         _check_support(num_bins, v_min, v_max, sigma_ratio)
-    interpret = interpret_default() if interpret is None else bool(interpret)
-    return _Support(int(num_bins), float(v_min), float(v_max), float(sigma_ratio), interpret)
+    return _Support(int(num_bins), float(v_min), float(v_max), float(sigma_ratio),
+                    _common.resolve_interpret(interpret))
 
 
 def _clipped(targets, dtype, support: _Support):
@@ -339,7 +342,8 @@ def _clipped(targets, dtype, support: _Support):
     return jnp.clip(y, support.v_min, support.v_max)
 
 
-def hl_gauss_hist(targets, *, num_bins, v_min, v_max, sigma_ratio=0.75, interpret=None) -> jax.Array:
+def hl_gauss_hist(targets, *, num_bins, v_min, v_max, sigma_ratio=0.75,
+                  interpret: bool | None = None) -> jax.Array:
     """Target histogram p [..., K] of scalar targets [...] (K = num_bins); rows sum to 1. No gradient.
 
     With y = clip(target, v_min, v_max), edges at the centres linspace(v_min, v_max, K) -+ w/2 and
@@ -363,7 +367,8 @@ def hl_gauss_hist(targets, *, num_bins, v_min, v_max, sigma_ratio=0.75, interpre
     return probs[:flat.shape[0], :num_bins].reshape(*y.shape, num_bins)
 
 
-def hl_gauss_ce(logits, targets, *, v_min, v_max, sigma_ratio=0.75, interpret=None) -> jax.Array:
+def hl_gauss_ce(logits, targets, *, v_min, v_max, sigma_ratio=0.75,
+                interpret: bool | None = None) -> jax.Array:
     """Unreduced HL-Gauss cross-entropy loss [...] of logits [..., K] against scalar targets [...].
 
         loss = -sum_i p_i * log_softmax(logits)_i,    p = hl_gauss_hist(targets)   (K = logits.shape[-1])
@@ -383,7 +388,7 @@ def hl_gauss_ce(logits, targets, *, v_min, v_max, sigma_ratio=0.75, interpret=No
     return _ce(logits.reshape(-1, support.num_bins), y.reshape(-1), support).reshape(y.shape)
 
 
-def hl_gauss_decode(logits, *, v_min, v_max, interpret=None) -> jax.Array:
+def hl_gauss_decode(logits, *, v_min, v_max, interpret: bool | None = None) -> jax.Array:
     """Expected value q [...] = sum_i softmax(logits)_i * centre_i of logits [..., K].
 
     Centres linspace(v_min, v_max, K). d q / d logits_i = softmax_i (centre_i - q) (the backward kernel

@@ -1,7 +1,7 @@
 """Soft lambda-returns as one Pallas kernel: a reverse loop over T, one program per block of envs.
 
-Same public name, argument order and semantics as `reference_jax.lambda_returns` (spec section 4), which
-sits next to the kernel here as `lambda_returns_reference`. The reference is a `lax.scan` of T dependent
+Same public name, argument order and semantics as `reference_jax.lambda_returns` (docs/algorithms.md
+section 4), plus the keyword `interpret` of `_common.py`. The reference is a `lax.scan` of T dependent
 steps (on a GPU: T small kernels or one while loop of them); here one launch reads every input once and
 writes the returns once.
 
@@ -19,16 +19,15 @@ import jax
 import jax.numpy as jnp
 
 from ..reference_jax._dtype import compute_dtype
-from ..reference_jax.lambda_returns import lambda_returns as lambda_returns_reference
-from ._compat import compiler_params, interpret_default, pl
+from . import _common
+from ._compat import pl
 
-# The module-level backend choice: run the kernel body as plain JAX unless the default backend is a GPU.
-INTERPRET = interpret_default()
+__all__ = ["lambda_returns"]
 
 # Envs per program: one column per thread, at most 4 warps. The loop is latency-bound (T dependent
 # steps, each a load, a few flops and a store), so wider programs cost nothing per step; T = 128,
 # N = 1024 (the DMC shape) is 8 programs.
-MAX_BLOCK_N = 128
+_MAX_LANES = 128
 
 # Value dtypes the kernel loads as they are and widens in registers (bf16 reads 2 bytes, not 4).
 _LOADABLE = (jnp.bfloat16, jnp.float16, jnp.float32, jnp.float64)
@@ -70,11 +69,6 @@ def _lambda_returns_kernel(rewards_ref, next_values_ref, terminated_ref, truncat
     jax.lax.fori_loop(0, num_steps, step, (last_row[1], last_row))
 
 
-def _block_n(num_envs: int) -> int:
-    """Power-of-two env block (the Triton lowering needs power-of-two loads): 1, 2, 4, ..., MAX_BLOCK_N."""
-    return min(MAX_BLOCK_N, pl.next_power_of_2(num_envs))
-
-
 @functools.partial(jax.jit, static_argnames=("interpret",))
 def _lambda_returns_2d(rewards, next_values, terminated, truncated, params, *, interpret: bool):
     """pallas_call over [T, N] inputs; returns [T, N] in params.dtype.
@@ -84,22 +78,20 @@ def _lambda_returns_2d(rewards, next_values, terminated, truncated, params, *, i
     runs over exactly T rows and every load is one [BLOCK_N] row.
     """
     num_steps, num_envs = rewards.shape
-    block_n = _block_n(num_envs)
-    padded_n = pl.cdiv(num_envs, block_n) * block_n
-    if padded_n != num_envs:
-        pad = ((0, 0), (0, padded_n - num_envs))
-        rewards, next_values, terminated, truncated = (
-            jnp.pad(x, pad) for x in (rewards, next_values, terminated, truncated))
+    block_n = _common.block_size(num_envs, 1, _MAX_LANES)  # 1, 2, 4, ..., _MAX_LANES envs
+    padded_envs = _common.round_up(num_envs, block_n)
+    rewards, next_values, terminated, truncated = (
+        _common.pad_to(x, (num_steps, padded_envs)) for x in (rewards, next_values, terminated, truncated))
     block = pl.BlockSpec((num_steps, block_n), lambda j: (0, j))
-    returns = pl.pallas_call(
+    returns = _common.launch(
         functools.partial(_lambda_returns_kernel, num_steps=num_steps),
-        out_shape=jax.ShapeDtypeStruct((num_steps, padded_n), params.dtype),
-        grid=(padded_n // block_n,),
+        rewards, next_values, terminated, truncated, params,
+        out_shape=jax.ShapeDtypeStruct((num_steps, padded_envs), params.dtype),
+        grid=(padded_envs // block_n,),
         in_specs=[block, block, block, block, pl.BlockSpec((4,), lambda j: (0,))],
         out_specs=block,
         interpret=interpret,
-        compiler_params=compiler_params(num_warps=max(1, block_n // 32), num_stages=1),
-    )(rewards, next_values, terminated, truncated, params)
+        num_warps=_common.num_warps(block_n, lanes_per_thread=1, min_warps=1))
     return returns[:, :num_envs]
 
 
@@ -127,7 +119,8 @@ def lambda_returns(rewards, next_values, terminated, truncated, *, gamma, lmbda,
     Terminated wins over truncated; a truncated step bootstraps from its own V_{t+1}. gamma and lmbda
     are Python floats or JAX scalars (traced ones too: no recompilation per value). No gradient; inputs
     are never mutated. Dtype: float32/float64 follow rewards/next_values; anything else is computed and
-    returned in float32 (bf16/f16 are widened in the kernel). `interpret` defaults to INTERPRET.
+    returned in float32 (bf16/f16 are widened in the kernel). `interpret`: see `_common.py` (None:
+    interpret unless JAX runs on a GPU).
     """
     dtype = compute_dtype(rewards, next_values)
     rewards, next_values = _as_values(rewards, dtype), _as_values(next_values, dtype)
@@ -146,9 +139,7 @@ def lambda_returns(rewards, next_values, terminated, truncated, *, gamma, lmbda,
     args = [jax.lax.stop_gradient(x.reshape(shape[0], num_envs))
             for x in (rewards, next_values, terminated, truncated)]
     returns = _lambda_returns_2d(*args, jax.lax.stop_gradient(params),
-                                 interpret=INTERPRET if interpret is None else interpret)
+                                 interpret=_common.resolve_interpret(interpret))
     # Returns are targets: like the reference, they never carry a gradient.
     return jax.lax.stop_gradient(returns.reshape(shape))
 
-
-__all__ = ["lambda_returns", "lambda_returns_reference", "INTERPRET", "MAX_BLOCK_N"]

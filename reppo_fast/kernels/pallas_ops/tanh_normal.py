@@ -1,4 +1,4 @@
-"""Fused Pallas tanh-Gaussian: sample, log-prob and KL to a frozen old policy (spec sections 2, 6).
+"""Fused Pallas tanh-Gaussian: sample, log-prob and KL to a frozen old policy (docs/algorithms.md sections 2, 6).
 
 Drop-in for `reppo_fast.kernels.reference_jax.tanh_normal` (same name, arguments, `TanhNormalOut` and
 dtype rule); that pure-jnp reference is what the kernels are tested against. One forward kernel
@@ -9,8 +9,7 @@ d/dlog_std. `jax.custom_vjp` pairs the two.
 Layout: A is padded to a power of two (the Triton lowering needs power-of-two block shapes) and
 masked, so padded lanes add nothing to the row sums; B is padded to a multiple of the row block.
 Padding is zeros (finite everywhere: u = 0, s = 1), and the padded rows/lanes are sliced off.
-`interpret` is a module-level choice: INTERPRET = None follows `interpret_default()` (True without a
-GPU); set it to True/False to force one.
+`interpret` is the keyword of `_common.py`: None interprets unless JAX runs on a GPU.
 """
 
 from __future__ import annotations
@@ -24,12 +23,14 @@ import jax.numpy as jnp
 
 from ..reference_jax._dtype import compute_dtype
 from ..reference_jax.tanh_normal import TanhNormalOut
-from ._compat import compiler_params, interpret_default, pl
+from . import _common
+from ._compat import pl
 
-__all__ = ["INTERPRET", "TanhNormalOut", "tanh_normal"]
+__all__ = ["TanhNormalOut", "tanh_normal"]
 
-INTERPRET: bool | None = None  # None: interpret_default() at call time
-_TILE = 512  # elements per program: (2048, 21) -> 128 programs of 16 x 32, about one per H100 SM
+# Elements per program: (2048, 21) -> 128 programs of 16 x 32, about one per H100 SM; 4 warps, so 4
+# elements a thread.
+_MAX_LANES = 512
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 
@@ -198,12 +199,12 @@ def _forward(cfg: _Config, mean, log_std, noise, old):
     (bp, ap), dtype, kl_mode = mean.shape, mean.dtype, _kl_mode(old)
     row2, row1, old_specs = _specs(cfg, mean, old)
     num_1d = 1 if kl_mode == "none" else 2  # log_prob (, kl)
-    outs = pl.pallas_call(
+    outs = _common.launch(
         functools.partial(_tanh_normal_kernel, num_actions=cfg.num_actions, kl_mode=kl_mode),
+        mean, log_std, noise, *old,
         out_shape=[jax.ShapeDtypeStruct((bp, ap), dtype)] + [jax.ShapeDtypeStruct((bp,), dtype)] * num_1d,
         grid=(bp // cfg.block_b,), in_specs=[row2] * 3 + old_specs, out_specs=[row2] + [row1] * num_1d,
-        interpret=cfg.interpret, compiler_params=compiler_params(),
-    )(mean, log_std, noise, *old)
+        interpret=cfg.interpret, num_warps=4)
     return outs[0], outs[1], (outs[2] if kl_mode != "none" else None)
 
 
@@ -212,12 +213,12 @@ def _backward(cfg: _Config, mean, log_std, noise, old, g_action, g_log_prob, g_k
     (bp, ap), dtype, kl_mode = mean.shape, mean.dtype, _kl_mode(old)
     row2, row1, old_specs = _specs(cfg, mean, old)
     g_1d = (g_log_prob,) if kl_mode == "none" else (g_log_prob, g_kl)
-    return pl.pallas_call(
+    return _common.launch(
         functools.partial(_tanh_normal_bwd_kernel, kl_mode=kl_mode),
+        mean, log_std, noise, *old, g_action, *g_1d,
         out_shape=[jax.ShapeDtypeStruct((bp, ap), dtype)] * 2, grid=(bp // cfg.block_b,),
         in_specs=[row2] * 3 + old_specs + [row2] + [row1] * len(g_1d), out_specs=[row2] * 2,
-        interpret=cfg.interpret, compiler_params=compiler_params(),
-    )(mean, log_std, noise, *old, g_action, *g_1d)
+        interpret=cfg.interpret, num_warps=4)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -244,12 +245,20 @@ _fused.defvjp(_fused_fwd, _fused_bwd)
 # --------------------------------------------------------------------------- public API
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << max(n - 1, 0).bit_length()
+def tanh_normal(mean, log_std, noise, old_mean=None, old_log_std=None, old_noise=None, *,
+                interpret: bool | None = None) -> TanhNormalOut:
+    """Reparameterised tanh-Gaussian sample, its log-prob and the forward KL from the old policy.
 
+    Shapes: mean, log_std, noise, old_mean, old_log_std [B, A] (any leading dims; broadcastable as in
+    the reference); old_noise [S, B, A]. Dtypes: float32 (and bf16/f16, computed in float32) give
+    float32 outputs; float64 inputs give float64. Gradients reach mean and log_std only.
 
-def _tanh_normal(mean, log_std, noise, old_mean, old_log_std, old_noise, *, interpret: bool) -> TanhNormalOut:
-    """`tanh_normal` with an explicit `interpret` (tests lower it for CUDA with interpret=False)."""
+        u        = mean + exp(log_std) * noise,   action = tanh(u)                             [B, A]
+        log_prob = sum_A [ -noise^2/2 - log_std - log(2 pi)/2 - 2 (log 2 - u - softplus(-2u)) ]     [B]
+        kl       = mean_j sum_A [ log N(u_j; old) - log N(u_j; new) ], u_j = old_mean + old_std eps_j
+                   (old_noise given), else the exact Gaussian KL(pi_old || pi); None without old_mean.
+    `interpret`: see `_common.py` (None: interpret unless JAX runs on a GPU).
+    """
     if (old_mean is None) != (old_log_std is None):
         raise ValueError("old_mean and old_log_std must be given together")
     if old_noise is not None and old_mean is None:
@@ -262,37 +271,20 @@ def _tanh_normal(mean, log_std, noise, old_mean, old_log_std, old_noise, *, inte
     # The reference broadcasts (e.g. a state-independent log_std [A]); the kernels see full [B, A].
     shape = jnp.broadcast_shapes(mean.shape, log_std.shape, noise.shape, *(x.shape for x in old[:2]))
     lead, num_actions = shape[:-1], shape[-1]
-    rows = math.prod(lead)
-    block_a = _next_pow2(max(num_actions, 1))  # A = 0: one masked lane, the sums of nothing are 0
-    block_b = min(_next_pow2(max(rows, 1)), max(1, _TILE // block_a))
-    rows_padded = -(-max(rows, 1) // block_b) * block_b
+    num_rows = math.prod(lead)
+    block_a = _common.next_pow2(num_actions)  # A = 0: one masked lane, the sums of nothing are 0
+    block_b = _common.block_size(num_rows, block_a, _MAX_LANES)
+    padded_rows = _common.round_up(max(num_rows, 1), block_b)
 
     def flat_padded(x, batch=()):
-        x = jnp.broadcast_to(x, (*batch, *shape)).reshape(*batch, rows, num_actions)
-        if (rows_padded, block_a) == (rows, num_actions):
-            return x
-        pad = [(0, 0)] * len(batch) + [(0, rows_padded - rows), (0, block_a - num_actions)]
-        return jnp.pad(x, pad)  # zeros: finite in every formula (u = 0, s = 1)
+        x = jnp.broadcast_to(x, (*batch, *shape)).reshape(*batch, num_rows, num_actions)
+        return _common.pad_to(x, (*batch, padded_rows, block_a))  # zeros: finite in every formula
 
     padded_old = tuple(flat_padded(x) for x in old[:2]) + tuple(flat_padded(x, x.shape[:1]) for x in old[2:])
-    cfg = _Config(num_actions=num_actions, block_b=block_b, interpret=bool(interpret))
+    cfg = _Config(num_actions=num_actions, block_b=block_b, interpret=_common.resolve_interpret(interpret))
     action, log_prob, kl = _fused(cfg, *(flat_padded(x) for x in (mean, log_std, noise)), padded_old)
-    action = action[:rows, :num_actions].reshape(shape)
-    log_prob = log_prob[:rows].reshape(lead)
-    return TanhNormalOut(action, log_prob, None if kl is None else kl[:rows].reshape(lead))
+    action = action[:num_rows, :num_actions].reshape(shape)
+    log_prob = log_prob[:num_rows].reshape(lead)
+    return TanhNormalOut(action, log_prob, None if kl is None else kl[:num_rows].reshape(lead))
 
 
-def tanh_normal(mean, log_std, noise, old_mean=None, old_log_std=None, old_noise=None) -> TanhNormalOut:
-    """Reparameterised tanh-Gaussian sample, its log-prob and the forward KL from the old policy.
-
-    Shapes: mean, log_std, noise, old_mean, old_log_std [B, A] (any leading dims; broadcastable as in
-    the reference); old_noise [S, B, A]. Dtypes: float32 (and bf16/f16, computed in float32) give
-    float32 outputs; float64 inputs give float64. Gradients reach mean and log_std only.
-
-        u        = mean + exp(log_std) * noise,   action = tanh(u)                             [B, A]
-        log_prob = sum_A [ -noise^2/2 - log_std - log(2 pi)/2 - 2 (log 2 - u - softplus(-2u)) ]     [B]
-        kl       = mean_j sum_A [ log N(u_j; old) - log N(u_j; new) ], u_j = old_mean + old_std eps_j
-                   (old_noise given), else the exact Gaussian KL(pi_old || pi); None without old_mean.
-    """
-    interpret = interpret_default() if INTERPRET is None else INTERPRET
-    return _tanh_normal(mean, log_std, noise, old_mean, old_log_std, old_noise, interpret=interpret)

@@ -1,4 +1,4 @@
-"""Soft lambda-returns with terminated/truncated handling: the reverse scan (spec section 4)."""
+"""Soft lambda-returns with terminated/truncated handling: the reverse scan (docs/algorithms.md section 4)."""
 
 import jax
 import jax.numpy as jnp

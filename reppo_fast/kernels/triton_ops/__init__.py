@@ -2,6 +2,7 @@
 
 Each op is a `torch.library.custom_op` with fake and autograd registrations, so torch.compile sees it as
 one opaque op and CUDA graphs can capture it. On CPU the kernels run under TRITON_INTERPRET=1 (tests).
-Each module also lists `AOT_SPECS`: the kernels with example signatures, compiled ahead of time for sm_90
-in CI so that a kernel the GPU compiler would reject fails without a GPU.
+`_common.py` holds what the three share (device guard, launch shape, bf16 store rounding) and the names
+of sizes and strides. The ahead-of-time compile checks for sm_90 (example signatures of every kernel) live
+with the tests (tests/kernels/test_triton_*.py), not here.
 """

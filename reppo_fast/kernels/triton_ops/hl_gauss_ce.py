@@ -1,6 +1,6 @@
 """HL-Gauss categorical value loss in Triton: fused histogram + cross-entropy + gradient, and decode.
 
-Same public names, signatures and semantics as `reference_torch.hl_gauss_ce` (spec section 5):
+Same public names, signatures and semantics as `reference_torch.hl_gauss_ce` (docs/algorithms.md section 5):
 `hl_gauss_ce` (loss [B]), `hl_gauss_decode` (q [B]) and `hl_gauss_hist` (p [B, K]).
 
 Layers (house style): the `@triton.jit` kernels (`_hl_gauss_ce_fwd_kernel`, `_hl_gauss_decode_fwd_kernel`,
@@ -23,15 +23,21 @@ import triton.language as tl
 from ..reference_torch._dtype import compute_dtype
 from ..reference_torch.hl_gauss_ce import _check_support
 from . import _common
+from ._common import round_for_store
+
+__all__ = ["hl_gauss_ce", "hl_gauss_decode", "hl_gauss_hist"]
 
 INV_SQRT2 = tl.constexpr(1.0 / math.sqrt(2.0))  # a constexpr: jit code may read no other globals
 MAX_BINS = 16384  # a row lives in registers (BLOCK_K lanes); K = 151 in practice
+# Rows are packed until a block holds ~_MAX_LANES lanes: 8 rows of 256 at K = 151, 16 values a thread at
+# 4 warps.
+_MAX_LANES = 2048
 
 
 @triton.jit
-def _hist_block(targets_ptr, rows, row_mask, cols, num_bins, targets_stride, v_min, v_max, sigma_ratio,
-                CDT: tl.constexpr):
-    """Unmasked target histogram p [BLOCK_B, BLOCK_K] (lanes >= K hold garbage) in dtype CDT.
+def _hist_block(targets_ptr, rows, row_mask, cols, num_bins, targets_stride_b, v_min, v_max, sigma_ratio,
+                ACC: tl.constexpr):
+    """Unmasked target histogram p [BLOCK_B, BLOCK_K] (lanes >= K hold garbage) in dtype ACC.
 
     Bin units: with u = (clip(y) - v_min) / w, edge_j - y = w (j - 1/2 - u) and sigma = sigma_ratio w, so
     e_j = erf((j - 1/2 - u) / (sqrt(2) sigma_ratio)). u is formed per row in fp64 and split into an integer
@@ -39,9 +45,9 @@ def _hist_block(targets_ptr, rows, row_mask, cols, num_bins, targets_stride, v_m
     its place (the reference's fp32 linspace edges: ~ulp(v_max) / w ~ 2e-6 bins; u itself in fp32 would
     be off by ~ulp(K) ~ 1e-5 bins).
     """
-    y = tl.load(targets_ptr + rows.to(tl.int64) * targets_stride, mask=row_mask, other=0.0)
+    y = tl.load(targets_ptr + rows.to(tl.int64) * targets_stride_b, mask=row_mask, other=0.0)
     # The reference casts the targets to the compute dtype first, then clips.
-    y = y.to(CDT).to(tl.float64)
+    y = y.to(ACC).to(tl.float64)
     lo = tl.full([], v_min, tl.float64)
     hi = tl.full([], v_max, tl.float64)
     # PropagateNan.ALL: torch.clamp keeps a NaN target NaN.
@@ -49,13 +55,13 @@ def _hist_block(targets_ptr, rows, row_mask, cols, num_bins, targets_stride, v_m
     y = tl.minimum(y, hi, propagate_nan=tl.PropagateNan.ALL)
     u = (y - lo) * (num_bins - 1) / (hi - lo)  # [BLOCK_B] in [0, K - 1]
     n_float = tl.floor(u)
-    frac = (u - n_float).to(CDT)
-    n = n_float.to(CDT)  # an integer <= K - 1: exact, and so are the differences j - n below
-    inv_sqrt2_sigma = tl.full([], INV_SQRT2, CDT) / tl.full([], sigma_ratio, CDT)
+    frac = (u - n_float).to(ACC)
+    n = n_float.to(ACC)  # an integer <= K - 1: exact, and so are the differences j - n below
+    inv_sqrt2_sigma = tl.full([], INV_SQRT2, ACC) / tl.full([], sigma_ratio, ACC)
     offset = 0.5 + frac  # [BLOCK_B]; the edge j sits at (j - n) - offset bins from the target
     norm = (tl.math.erf(((num_bins - n) - offset) * inv_sqrt2_sigma)
             - tl.math.erf((-n - offset) * inv_sqrt2_sigma))  # e_K - e_0
-    index = cols.to(CDT)
+    index = cols.to(ACC)
     left = (index[None, :] - n[:, None]) - offset[:, None]
     right = ((index + 1.0)[None, :] - n[:, None]) - offset[:, None]
     # Far from y both erfs saturate to +-1 and p is exactly 0, as in the reference (its -inf guard).
@@ -75,15 +81,15 @@ def _row_sum(x):
 
 
 @triton.jit
-def _softmax_block(logits_ptr, rows, row_mask, cols, mask, logits_row_stride, logits_col_stride,
-                   CDT: tl.constexpr, SUM_FP64: tl.constexpr):
-    """(z = x - max, exp(z), sum exp(z)) of a [BLOCK_B, BLOCK_K] logits block, the sum in fp32 (CDT) or fp64.
+def _softmax_block(logits_ptr, rows, row_mask, cols, mask, logits_stride_b, logits_stride_k,
+                   ACC: tl.constexpr, SUM_FP64: tl.constexpr):
+    """(z = x - max, exp(z), sum exp(z)) of a [BLOCK_B, BLOCK_K] logits block, the sum in fp32 (ACC) or fp64.
 
     -inf padding keeps masked lanes out of the max and gives them exp = 0; padded rows (beyond B) get
     max 0 and sum 1 so that they stay NaN-free (they are never stored).
     """
-    offsets = rows.to(tl.int64)[:, None] * logits_row_stride + cols[None, :] * logits_col_stride
-    x = tl.load(logits_ptr + offsets, mask=mask, other=-float("inf")).to(CDT)
+    offsets = rows.to(tl.int64)[:, None] * logits_stride_b + cols[None, :] * logits_stride_k
+    x = tl.load(logits_ptr + offsets, mask=mask, other=-float("inf")).to(ACC)
     row_max = tl.where(row_mask, tl.max(x, axis=1), 0.0)
     z = x - row_max[:, None]
     e = tl.exp(z)
@@ -101,26 +107,16 @@ def _centres(cols, num_bins, v_min, v_max):
 
 
 @triton.jit
-def _round_to_bf16(x):
-    """fp32 -> bf16 rounded to nearest even, spelled out: the CPU interpreter truncates on a cast (the GPU
-    rounds), and the bf16 gradient must round as torch's .to(bfloat16) does. NaN stays NaN."""
-    bits = x.to(tl.uint32, bitcast=True)
-    bits = bits + 0x7FFF + ((bits >> 16) & 1)
-    rounded = (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
-    return tl.where(x == x, rounded, x.to(tl.bfloat16))
-
-
-@triton.jit
 def _hl_gauss_ce_fwd_kernel(
     logits_ptr,  # [B, K] fp32 / bf16 / fp16 / fp64, any strides
     targets_ptr,  # [B] any float (or int) dtype, any stride
-    loss_ptr,  # [B] CDT (fp32, or fp64 for fp64 logits), contiguous
-    grad_ptr,  # [B, K] CDT, contiguous: d loss / d logits (unused when WRITE_GRAD is False)
+    loss_ptr,  # [B] ACC (fp32, or fp64 for fp64 logits), contiguous
+    grad_ptr,  # [B, K] ACC, contiguous: d loss / d logits (unused when WRITE_GRAD is False)
     num_rows,
     num_bins,
-    logits_row_stride,
-    logits_col_stride,
-    targets_stride,
+    logits_stride_b,
+    logits_stride_k,
+    targets_stride_b,
     v_min: "fp64",  # fp64 so that a float64 run sees the support exactly
     v_max: "fp64",
     sigma_ratio: "fp64",
@@ -132,19 +128,19 @@ def _hl_gauss_ce_fwd_kernel(
 
     p = hist(targets) as in `_hist_block`. One program owns BLOCK_B rows of BLOCK_K >= K lanes.
     Memory traffic: reads B*K logits and B targets once; writes B losses and (WRITE_GRAD) the B*K
-    gradient in CDT. For B = 4096, K = 151 in fp32: 2.5 MB read, 2.5 MB written.
+    gradient in ACC. For B = 4096, K = 151 in fp32: 2.5 MB read, 2.5 MB written.
     """
-    CDT = loss_ptr.dtype.element_ty
+    ACC = loss_ptr.dtype.element_ty
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.arange(0, BLOCK_K)
     row_mask = rows < num_rows
     col_mask = cols < num_bins
     mask = row_mask[:, None] & col_mask[None, :]
 
-    p = tl.where(mask, _hist_block(targets_ptr, rows, row_mask, cols, num_bins, targets_stride, v_min,
-                                   v_max, sigma_ratio, CDT), 0.0)
-    z, e, total = _softmax_block(logits_ptr, rows, row_mask, cols, mask, logits_row_stride,
-                                 logits_col_stride, CDT, SUM_FP64=False)
+    p = tl.where(mask, _hist_block(targets_ptr, rows, row_mask, cols, num_bins, targets_stride_b, v_min,
+                                   v_max, sigma_ratio, ACC), 0.0)
+    z, e, total = _softmax_block(logits_ptr, rows, row_mask, cols, mask, logits_stride_b,
+                                 logits_stride_k, ACC, SUM_FP64=False)
     log_softmax = z - tl.log(total)[:, None]
     # The selects keep 0 * (-inf) = NaN out where p is exactly 0 (padding, or an -inf logit far from the
     # target: legal); the outer one also maps a NaN p to 0, as the reference's select does.
@@ -160,11 +156,11 @@ def _hl_gauss_ce_fwd_kernel(
 @triton.jit
 def _hl_gauss_decode_fwd_kernel(
     logits_ptr,  # [B, K] fp32 / bf16 / fp16 / fp64, any strides
-    q_ptr,  # [B] CDT, contiguous
+    q_ptr,  # [B] ACC, contiguous
     num_rows,
     num_bins,
-    logits_row_stride,
-    logits_col_stride,
+    logits_stride_b,
+    logits_stride_k,
     v_min: "fp64",
     v_max: "fp64",
     BLOCK_B: tl.constexpr,
@@ -176,13 +172,13 @@ def _hl_gauss_decode_fwd_kernel(
     v_min + w E[i] would cancel catastrophically when q ~ 0 << |v_min|.
     Memory traffic: reads B*K logits, writes B values.
     """
-    CDT = q_ptr.dtype.element_ty
+    ACC = q_ptr.dtype.element_ty
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.arange(0, BLOCK_K)
     row_mask = rows < num_rows
     mask = row_mask[:, None] & (cols < num_bins)[None, :]
-    _, e, total = _softmax_block(logits_ptr, rows, row_mask, cols, mask, logits_row_stride,
-                                 logits_col_stride, CDT, SUM_FP64=True)
+    _, e, total = _softmax_block(logits_ptr, rows, row_mask, cols, mask, logits_stride_b,
+                                 logits_stride_k, ACC, SUM_FP64=True)
     centres = _centres(cols, num_bins, v_min, v_max)
     tl.store(q_ptr + rows, _row_sum(e.to(tl.float64) * centres[None, :]) / total, mask=row_mask)
 
@@ -194,9 +190,9 @@ def _hl_gauss_decode_bwd_kernel(
     grad_logits_ptr,  # [B, K] the logits' dtype, contiguous
     num_rows,
     num_bins,
-    logits_row_stride,
-    logits_col_stride,
-    grad_q_stride,
+    logits_stride_b,
+    logits_stride_k,
+    grad_q_stride_b,
     v_min: "fp64",
     v_max: "fp64",
     BLOCK_B: tl.constexpr,
@@ -208,30 +204,29 @@ def _hl_gauss_decode_bwd_kernel(
     The softmax and q are recomputed rather than saved by the forward: saving the softmax would write
     B*K more and read them back. Memory traffic: reads B*K logits and B upstream values, writes B*K.
     """
-    CDT = tl.float64 if logits_ptr.dtype.element_ty == tl.float64 else tl.float32
+    ACC = tl.float64 if logits_ptr.dtype.element_ty == tl.float64 else tl.float32
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.arange(0, BLOCK_K)
     row_mask = rows < num_rows
     mask = row_mask[:, None] & (cols < num_bins)[None, :]
-    _, e, total = _softmax_block(logits_ptr, rows, row_mask, cols, mask, logits_row_stride,
-                                 logits_col_stride, CDT, SUM_FP64=True)
+    _, e, total = _softmax_block(logits_ptr, rows, row_mask, cols, mask, logits_stride_b,
+                                 logits_stride_k, ACC, SUM_FP64=True)
     e = e.to(tl.float64)
     centres = _centres(cols, num_bins, v_min, v_max)[None, :]
     q = tl.sum(e * centres, axis=1) / total
-    upstream = tl.load(grad_q_ptr + rows.to(tl.int64) * grad_q_stride, mask=row_mask, other=0.0)
-    grad = (e * (centres - q[:, None]) * (upstream.to(tl.float64) / total)[:, None]).to(CDT)
-    if grad_logits_ptr.dtype.element_ty == tl.bfloat16:
-        grad = _round_to_bf16(grad)
+    upstream = tl.load(grad_q_ptr + rows.to(tl.int64) * grad_q_stride_b, mask=row_mask, other=0.0)
+    grad = (e * (centres - q[:, None]) * (upstream.to(tl.float64) / total)[:, None]).to(ACC)
+    grad = round_for_store(grad, grad_logits_ptr)
     tl.store(grad_logits_ptr + rows.to(tl.int64)[:, None] * num_bins + cols[None, :], grad, mask=mask)
 
 
 @triton.jit
 def _hl_gauss_hist_fwd_kernel(
     targets_ptr,  # [B] any float (or int) dtype, any stride
-    probs_ptr,  # [B, K] CDT (fp32, or fp64 for fp64 targets), contiguous
+    probs_ptr,  # [B, K] ACC (fp32, or fp64 for fp64 targets), contiguous
     num_rows,
     num_bins,
-    targets_stride,
+    targets_stride_b,
     v_min: "fp64",
     v_max: "fp64",
     sigma_ratio: "fp64",
@@ -239,26 +234,25 @@ def _hl_gauss_hist_fwd_kernel(
     BLOCK_K: tl.constexpr,
 ):
     """probs_bi = p_bi, the histogram of `_hist_block`. Memory traffic: reads B targets, writes B*K."""
-    CDT = probs_ptr.dtype.element_ty
+    ACC = probs_ptr.dtype.element_ty
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.arange(0, BLOCK_K)
     row_mask = rows < num_rows
     mask = row_mask[:, None] & (cols < num_bins)[None, :]
-    p = _hist_block(targets_ptr, rows, row_mask, cols, num_bins, targets_stride, v_min, v_max, sigma_ratio,
-                    CDT)
+    p = _hist_block(targets_ptr, rows, row_mask, cols, num_bins, targets_stride_b, v_min, v_max, sigma_ratio,
+                    ACC)
     tl.store(probs_ptr + rows.to(tl.int64)[:, None] * num_bins + cols[None, :], p, mask=mask)
 
 
-def _config(num_rows: int, num_bins: int):
-    """(grid, BLOCK_B, BLOCK_K, num_warps): K padded to a power of two (151 -> 256), rows packed until a
-    block holds ~2048 lanes (8 rows of 256: 16 values per thread at 4 warps). Few programs also keep the
-    CPU interpreter fast."""
+def _launch_config(num_rows: int, num_bins: int):
+    """(grid, BLOCK_B, BLOCK_K, num_warps): K padded to a power of two (151 -> 256), BLOCK_B rows fill a
+    ~_MAX_LANES-lane block, 16 lanes a thread and at least 4 warps."""
     if num_bins > MAX_BINS:
         raise ValueError(f"num_bins = {num_bins} > {MAX_BINS}: a row must fit in one program's registers")
     block_k = triton.next_power_of_2(num_bins)
-    block_b = min(max(1, 2048 // block_k), triton.next_power_of_2(num_rows))
-    num_warps = min(16, max(4, block_b * block_k // 512))
-    return (triton.cdiv(num_rows, block_b),), block_b, block_k, num_warps
+    block_b = _common.block_size(num_rows, block_k, _MAX_LANES)
+    num_warps = _common.num_warps(block_b * block_k, lanes_per_thread=16, min_warps=4)
+    return _common.grid_over(num_rows, block_b), block_b, block_k, num_warps
 
 
 def _launch_ce(logits, targets, v_min, v_max, sigma_ratio, with_grad):
@@ -270,12 +264,12 @@ def _launch_ce(logits, targets, v_min, v_max, sigma_ratio, with_grad):
     grad = torch.empty((num_rows, num_bins) if with_grad else (0,), dtype=dtype, device=logits.device)
     if num_rows == 0:
         return loss, grad
-    grid, block_b, block_k, num_warps = _config(num_rows, num_bins)
-    with _common.on_device(logits):
-        _hl_gauss_ce_fwd_kernel[grid](
-            logits, targets, loss, grad if with_grad else loss, num_rows, num_bins,
-            logits.stride(0), logits.stride(1), targets.stride(0), v_min, v_max, sigma_ratio,
-            WRITE_GRAD=with_grad, BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps)
+    grid, block_b, block_k, num_warps = _launch_config(num_rows, num_bins)
+    _common.launch(
+        _hl_gauss_ce_fwd_kernel, grid,
+        logits, targets, loss, grad if with_grad else loss, num_rows, num_bins,
+        logits.stride(0), logits.stride(1), targets.stride(0), v_min, v_max, sigma_ratio,
+        WRITE_GRAD=with_grad, BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps)
     return loss, grad
 
 
@@ -284,11 +278,11 @@ def _launch_decode(logits, v_min, v_max):
     q = torch.empty(num_rows, dtype=compute_dtype(logits), device=logits.device)
     if num_rows == 0:
         return q
-    grid, block_b, block_k, num_warps = _config(num_rows, num_bins)
-    with _common.on_device(logits):
-        _hl_gauss_decode_fwd_kernel[grid](
-            logits, q, num_rows, num_bins, logits.stride(0), logits.stride(1), v_min, v_max,
-            BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps)
+    grid, block_b, block_k, num_warps = _launch_config(num_rows, num_bins)
+    _common.launch(
+        _hl_gauss_decode_fwd_kernel, grid,
+        logits, q, num_rows, num_bins, logits.stride(0), logits.stride(1), v_min, v_max,
+        BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps)
     return q
 
 
@@ -297,11 +291,11 @@ def _launch_decode_bwd(logits, grad_q, v_min, v_max):
     grad = torch.empty((num_rows, num_bins), dtype=logits.dtype, device=logits.device)
     if num_rows == 0:
         return grad
-    grid, block_b, block_k, num_warps = _config(num_rows, num_bins)
-    with _common.on_device(logits):
-        _hl_gauss_decode_bwd_kernel[grid](
-            logits, grad_q, grad, num_rows, num_bins, logits.stride(0), logits.stride(1), grad_q.stride(0),
-            v_min, v_max, BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps)
+    grid, block_b, block_k, num_warps = _launch_config(num_rows, num_bins)
+    _common.launch(
+        _hl_gauss_decode_bwd_kernel, grid,
+        logits, grad_q, grad, num_rows, num_bins, logits.stride(0), logits.stride(1), grad_q.stride(0),
+        v_min, v_max, BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps)
     return grad
 
 
@@ -310,11 +304,11 @@ def _launch_hist(targets, num_bins, v_min, v_max, sigma_ratio):
     probs = torch.empty((num_rows, num_bins), dtype=compute_dtype(targets), device=targets.device)
     if num_rows == 0:
         return probs
-    grid, block_b, block_k, num_warps = _config(num_rows, num_bins)
-    with _common.on_device(targets):
-        _hl_gauss_hist_fwd_kernel[grid](
-            targets, probs, num_rows, num_bins, targets.stride(0), v_min, v_max, sigma_ratio,
-            BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps)
+    grid, block_b, block_k, num_warps = _launch_config(num_rows, num_bins)
+    _common.launch(
+        _hl_gauss_hist_fwd_kernel, grid,
+        targets, probs, num_rows, num_bins, targets.stride(0), v_min, v_max, sigma_ratio,
+        BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps)
     return probs
 
 
@@ -446,52 +440,3 @@ def hl_gauss_hist(targets, *, num_bins, v_min, v_max, sigma_ratio=0.75) -> torch
                      float(sigma_ratio))
     return probs.reshape(*targets.shape, num_bins)
 
-
-_SUPPORT = {"v_min": "fp64", "v_max": "fp64"}
-_BLOCKS = {"BLOCK_B": "constexpr", "BLOCK_K": "constexpr"}
-_K151 = {"BLOCK_B": 8, "BLOCK_K": 256}  # the real K = 151 padded, with the rows _config packs
-
-
-def _ce_spec(logits="*fp32", out="*fp32", write_grad=True):
-    signature = {"logits_ptr": logits, "targets_ptr": "*fp32", "loss_ptr": out, "grad_ptr": out,
-                 "num_rows": "i32", "num_bins": "i32", "logits_row_stride": "i32", "logits_col_stride": "i32",
-                 "targets_stride": "i32", **_SUPPORT, "sigma_ratio": "fp64", "WRITE_GRAD": "constexpr",
-                 **_BLOCKS}
-    constexprs = {"WRITE_GRAD": write_grad, "logits_col_stride": 1, "targets_stride": 1, **_K151}
-    return _hl_gauss_ce_fwd_kernel, signature, constexprs
-
-
-def _decode_spec(logits="*fp32", out="*fp32"):
-    signature = {"logits_ptr": logits, "q_ptr": out, "num_rows": "i32", "num_bins": "i32",
-                 "logits_row_stride": "i32", "logits_col_stride": "i32", **_SUPPORT, **_BLOCKS}
-    return _hl_gauss_decode_fwd_kernel, signature, {"logits_col_stride": 1, **_K151}
-
-
-def _decode_bwd_spec(logits="*fp32"):
-    signature = {"logits_ptr": logits, "grad_q_ptr": "*fp32", "grad_logits_ptr": logits, "num_rows": "i32",
-                 "num_bins": "i32", "logits_row_stride": "i32", "logits_col_stride": "i32",
-                 "grad_q_stride": "i32", **_SUPPORT, **_BLOCKS}
-    return _hl_gauss_decode_bwd_kernel, signature, {"logits_col_stride": 1, **_K151}
-
-
-def _hist_spec(targets="*fp32", out="*fp32"):
-    signature = {"targets_ptr": targets, "probs_ptr": out, "num_rows": "i32", "num_bins": "i32",
-                 "targets_stride": "i32", **_SUPPORT, "sigma_ratio": "fp64", **_BLOCKS}
-    return _hl_gauss_hist_fwd_kernel, signature, {"targets_stride": 1, **_K151}
-
-
-# Ahead-of-time compile checks (sm_90): every kernel at K = 151 in fp32 (the trainer's), bf16 logits,
-# fp64 end to end and the no-gradient CE variant.
-AOT_SPECS = [
-    _ce_spec(),
-    _ce_spec(logits="*bf16"),
-    _ce_spec(logits="*fp64", out="*fp64"),
-    _ce_spec(write_grad=False),
-    _decode_spec(),
-    _decode_spec(logits="*bf16"),
-    _decode_spec(logits="*fp64", out="*fp64"),
-    _decode_bwd_spec(),
-    _decode_bwd_spec(logits="*bf16"),
-    _hist_spec(),
-    _hist_spec(targets="*fp64", out="*fp64"),
-]

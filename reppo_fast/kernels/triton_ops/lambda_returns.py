@@ -1,6 +1,6 @@
 """Soft lambda-returns as one Triton kernel: a reverse loop over T, one program per block of envs.
 
-Same public name, signature and semantics as `reference_torch.lambda_returns` (spec section 4). The
+Same public name, signature and semantics as `reference_torch.lambda_returns` (docs/algorithms.md section 4). The
 reference launches a handful of kernels per step (T = 128: ~640 launches); here one launch reads every
 input once and writes the returns once.
 
@@ -17,6 +17,12 @@ import triton.language as tl
 
 from ..reference_torch._dtype import compute_dtype
 from . import _common
+
+__all__ = ["lambda_returns"]
+
+# Envs per program, one column a thread (so at most 4 warps). The loop is latency-bound (T dependent
+# steps), so more columns per program cost nothing; fewer programs keep the interpreter fast on CPU.
+_MAX_LANES = 128
 
 
 @triton.jit
@@ -50,20 +56,20 @@ def _lambda_returns_fwd_kernel(
     pid = tl.program_id(0)
     offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < num_envs
-    acc_dtype = returns_ptr.dtype.element_ty
+    ACC = returns_ptr.dtype.element_ty
     # Rounded once to the output dtype, as torch rounds a Python scalar; (1 - lmbda) is formed in fp64
     # first, like the reference's `1.0 - lmbda` on the host. tl.full rather than .to(): the interpreter
     # passes float args as Python floats, the compiler as fp64 scalars.
-    one_minus_lmbda = tl.full([], 1.0 - lmbda, acc_dtype)
-    gamma = tl.full([], gamma, acc_dtype)
-    lmbda = tl.full([], lmbda, acc_dtype)
+    one_minus_lmbda = tl.full([], 1.0 - lmbda, ACC)
+    gamma = tl.full([], gamma, ACC)
+    lmbda = tl.full([], lmbda, ACC)
 
     t = num_steps - 1
     reward = tl.load(rewards_ptr + t * rewards_stride_t + offs_n * rewards_stride_n, mask=mask_n, other=0)
     value = tl.load(next_values_ptr + t * next_values_stride_t + offs_n * next_values_stride_n,
                     mask=mask_n, other=0)
-    reward = reward.to(acc_dtype)
-    value = value.to(acc_dtype)
+    reward = reward.to(ACC)
+    value = value.to(ACC)
     term = tl.load(terminated_ptr + t * terminated_stride_t + offs_n * terminated_stride_n,
                    mask=mask_n, other=0) != 0
     trunc = tl.load(truncated_ptr + t * truncated_stride_t + offs_n * truncated_stride_n,
@@ -77,9 +83,9 @@ def _lambda_returns_fwd_kernel(
         prev = t - 1
         mask_prev = mask_n & (t > 0)
         next_reward = tl.load(rewards_ptr + prev * rewards_stride_t + offs_n * rewards_stride_n,
-                              mask=mask_prev, other=0).to(acc_dtype)
+                              mask=mask_prev, other=0).to(ACC)
         next_value = tl.load(next_values_ptr + prev * next_values_stride_t + offs_n * next_values_stride_n,
-                             mask=mask_prev, other=0).to(acc_dtype)
+                             mask=mask_prev, other=0).to(ACC)
         next_term = tl.load(terminated_ptr + prev * terminated_stride_t + offs_n * terminated_stride_n,
                             mask=mask_prev, other=0) != 0
         next_trunc = tl.load(truncated_ptr + prev * truncated_stride_t + offs_n * truncated_stride_n,
@@ -123,18 +129,14 @@ def _launch(rewards, next_values, terminated, truncated, gamma: float, lmbda: fl
     returns = torch.empty((num_steps, num_envs), dtype=out_dtype, device=rewards.device)
     if num_envs == 0:
         return returns.reshape(shape)
-    # One column per thread, up to 4 warps per program. The loop is latency-bound (T dependent steps),
-    # so more columns per program cost nothing; fewer programs keep the interpreter fast on CPU.
-    block_n = min(128, triton.next_power_of_2(num_envs))
-    grid = (triton.cdiv(num_envs, block_n),)
-    with _common.on_device(rewards):
-        _lambda_returns_fwd_kernel[grid](
-            rewards, next_values, terminated, truncated, returns,
-            float(gamma), float(lmbda), num_steps, num_envs,
-            rewards.stride(0), rewards.stride(1), next_values.stride(0), next_values.stride(1),
-            terminated.stride(0), terminated.stride(1), truncated.stride(0), truncated.stride(1),
-            BLOCK_N=block_n, num_warps=max(1, block_n // 32),
-        )
+    block_n = _common.block_size(num_envs, 1, _MAX_LANES)
+    _common.launch(
+        _lambda_returns_fwd_kernel, _common.grid_over(num_envs, block_n),
+        rewards, next_values, terminated, truncated, returns,
+        float(gamma), float(lmbda), num_steps, num_envs,
+        rewards.stride(0), rewards.stride(1), next_values.stride(0), next_values.stride(1),
+        terminated.stride(0), terminated.stride(1), truncated.stride(0), truncated.stride(1),
+        BLOCK_N=block_n, num_warps=_common.num_warps(block_n, lanes_per_thread=1, min_warps=1))
     return returns.reshape(shape)
 
 
@@ -181,31 +183,3 @@ def lambda_returns(rewards, next_values, terminated, truncated, *, gamma, lmbda)
         raise ValueError("lambda_returns needs T >= 1")
     return _lambda_returns_op(rewards, next_values, terminated, truncated, float(gamma), float(lmbda))
 
-
-_SCALARS = {"gamma": "fp64", "lmbda": "fp64", "num_steps": "i32", "num_envs": "i32"}
-_STRIDES = {f"{name}_stride_{axis}": "i32" for name in ("rewards", "next_values", "terminated", "truncated")
-            for axis in "tn"}
-_CONTIGUOUS = {f"{name}_stride_n": 1 for name in ("rewards", "next_values", "terminated", "truncated")}
-
-
-def _spec(values="*fp32", flags="*u8", out="*fp32", contiguous=True):
-    signature = {"rewards_ptr": values, "next_values_ptr": values, "terminated_ptr": flags,
-                 "truncated_ptr": flags, "returns_ptr": out, **_SCALARS, **_STRIDES, "BLOCK_N": "constexpr"}
-    constexprs = {"BLOCK_N": 128, **(_CONTIGUOUS if contiguous else {})}
-    return _AOT_KERNEL, signature, constexprs
-
-
-# Under TRITON_INTERPRET=1, @triton.jit returns an InterpretedFunction that triton.compile cannot take:
-# the AOT check wraps the same Python function in a JITFunction in either mode.
-_AOT_KERNEL = triton.runtime.jit.JITFunction(_lambda_returns_fwd_kernel.fn)
-
-
-# Ahead-of-time compile checks (sm_90): the rollout's layouts (fp32 values, bool flags, contiguous
-# [T, N]), bf16 values, float flags, fp64 end to end, and a strided (transposed) input.
-AOT_SPECS = [
-    _spec(),
-    _spec(values="*bf16"),
-    _spec(flags="*fp32"),
-    _spec(values="*fp64", flags="*fp64", out="*fp64"),
-    _spec(contiguous=False),
-]

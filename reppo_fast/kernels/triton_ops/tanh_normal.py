@@ -1,4 +1,4 @@
-"""Fused Triton tanh-Gaussian: sample, log-prob and KL to a frozen old policy (spec sections 2, 6).
+"""Fused Triton tanh-Gaussian: sample, log-prob and KL to a frozen old policy (docs/algorithms.md sections 2, 6).
 
 Drop-in for `reppo_fast.kernels.reference_torch.tanh_normal` (same name, arguments and
 `TanhNormalOut`). One forward kernel computes action, log_prob and kl per block of rows; one backward
@@ -19,11 +19,14 @@ import triton.language as tl
 from ..reference_torch._dtype import compute_dtype
 from ..reference_torch.tanh_normal import TanhNormalOut
 from . import _common
+from ._common import round_for_store
 
-__all__ = ["AOT_SPECS", "TanhNormalOut", "tanh_normal"]
+__all__ = ["TanhNormalOut", "tanh_normal"]
 
 _KL_NONE, _KL_ANALYTIC, _KL_SAMPLED = 0, 1, 2
-_TILE = 512  # elements per program: (2048, 21) -> 128 programs of 16 x 32, about one per H100 SM
+# Elements per program: (2048, 21) -> 128 programs of 16 x 32, about one per H100 SM; 4 warps, so 4
+# elements a thread.
+_MAX_LANES = 512
 
 
 @triton.jit
@@ -106,20 +109,6 @@ def _kahan_add(total, comp, x):
 
 
 @triton.jit
-def _rtne_for(x, ptr):
-    """x rounded to nearest-even in the element type of `ptr` when that is bf16 (else unchanged).
-
-    The GPU's float32 -> bf16 store already rounds to nearest even; Triton's interpreter truncates, so
-    rounding the bits first makes both agree (the later cast is then exact). Inf and NaN stay as they are.
-    """
-    if ptr.dtype.element_ty == tl.bfloat16:
-        bits = x.to(tl.float32).to(tl.uint32, bitcast=True)
-        bits = (bits + (0x7FFF + ((bits >> 16) & 1))) & 0xFFFF0000
-        x = bits.to(tl.float32, bitcast=True)
-    return x
-
-
-@triton.jit
 def _tanh_normal_fwd_kernel(
     mean_ptr,  # [B, A] any float dtype, strided
     log_std_ptr,  # [B, A]
@@ -130,8 +119,10 @@ def _tanh_normal_fwd_kernel(
     action_ptr,  # [B, A] out, contiguous
     log_prob_ptr,  # [B] out
     kl_ptr,  # [B] out (zeros when KL_MODE == 0)
-    B, A, S,
-    m_sb, m_sa, ls_sb, ls_sa, n_sb, n_sa, om_sb, om_sa, ols_sb, ols_sa, on_ss, on_sb, on_sa,
+    num_rows, num_actions, num_samples,
+    mean_stride_b, mean_stride_a, log_std_stride_b, log_std_stride_a, noise_stride_b, noise_stride_a,
+    old_mean_stride_b, old_mean_stride_a, old_log_std_stride_b, old_log_std_stride_a,
+    old_noise_stride_s, old_noise_stride_b, old_noise_stride_a,
     KL_MODE: tl.constexpr,  # 0 none, 1 analytic, 2 sampled over the S old_noise draws
     ACC: tl.constexpr,  # tl.float32, or tl.float64 for float64 inputs
     BLOCK_B: tl.constexpr, BLOCK_A: tl.constexpr,
@@ -142,22 +133,25 @@ def _tanh_normal_fwd_kernel(
     cols = tl.arange(0, BLOCK_A)
     r = rows[:, None]
     c = cols[None, :]
-    mask = (r < B) & (c < A)
-    mean = tl.load(mean_ptr + r * m_sb + c * m_sa, mask=mask, other=0.0).to(ACC)
-    log_std = tl.load(log_std_ptr + r * ls_sb + c * ls_sa, mask=mask, other=0.0).to(ACC)
-    noise = tl.load(noise_ptr + r * n_sb + c * n_sa, mask=mask, other=0.0).to(ACC)
+    mask = (r < num_rows) & (c < num_actions)
+    mean = tl.load(mean_ptr + r * mean_stride_b + c * mean_stride_a, mask=mask, other=0.0).to(ACC)
+    log_std = tl.load(log_std_ptr + r * log_std_stride_b + c * log_std_stride_a, mask=mask,
+                      other=0.0).to(ACC)
+    noise = tl.load(noise_ptr + r * noise_stride_b + c * noise_stride_a, mask=mask, other=0.0).to(ACC)
 
     u = mean + _exp(log_std) * noise
     _, t, log_det = _exp_neg_2abs(u)
-    tl.store(action_ptr + r * A + c, t, mask=mask)
+    tl.store(action_ptr + r * num_actions + c, t, mask=mask)
     # (u - mean)/std == noise exactly, so the Gaussian term uses noise (pathwise log-density).
     lp = -0.5 * noise * noise - log_std - 0.9189385332046727 - log_det  # log(2 pi)/2
-    tl.store(log_prob_ptr + rows, tl.sum(tl.where(mask, lp, 0.0), axis=1), mask=rows < B)
+    tl.store(log_prob_ptr + rows, tl.sum(tl.where(mask, lp, 0.0), axis=1), mask=rows < num_rows)
 
     kl = tl.zeros([BLOCK_B, BLOCK_A], dtype=ACC)
     if KL_MODE != 0:
-        old_mean = tl.load(old_mean_ptr + r * om_sb + c * om_sa, mask=mask, other=0.0).to(ACC)
-        old_log_std = tl.load(old_log_std_ptr + r * ols_sb + c * ols_sa, mask=mask, other=0.0).to(ACC)
+        old_mean = tl.load(old_mean_ptr + r * old_mean_stride_b + c * old_mean_stride_a, mask=mask,
+                           other=0.0).to(ACC)
+        old_log_std = tl.load(old_log_std_ptr + r * old_log_std_stride_b + c * old_log_std_stride_a,
+                              mask=mask, other=0.0).to(ACC)
         inv_std = _exp(-log_std)
         if KL_MODE == 1:
             # Exact KL per dim: log s - log s0 + (s0^2 + (m0 - m)^2)/(2 s^2) - 1/2, with
@@ -170,12 +164,13 @@ def _tanh_normal_fwd_kernel(
             old_std = _exp(old_log_std)
             acc = tl.zeros([BLOCK_B, BLOCK_A], dtype=ACC)
             acc_c = tl.zeros([BLOCK_B, BLOCK_A], dtype=ACC)
-            for j in range(S):
-                eps = tl.load(old_noise_ptr + j * on_ss + r * on_sb + c * on_sa, mask=mask, other=0.0).to(ACC)
+            for j in range(num_samples):
+                eps = tl.load(old_noise_ptr + j * old_noise_stride_s + r * old_noise_stride_b
+                              + c * old_noise_stride_a, mask=mask, other=0.0).to(ACC)
                 z = (old_mean + old_std * eps - mean) * inv_std
                 acc, acc_c = _kahan_add(acc, acc_c, 0.5 * z * z - 0.5 * eps * eps)
-            kl = acc / S + log_std - old_log_std
-    tl.store(kl_ptr + rows, tl.sum(tl.where(mask, kl, 0.0), axis=1), mask=rows < B)
+            kl = acc / num_samples + log_std - old_log_std
+    tl.store(kl_ptr + rows, tl.sum(tl.where(mask, kl, 0.0), axis=1), mask=rows < num_rows)
 
 
 @triton.jit
@@ -191,9 +186,11 @@ def _tanh_normal_bwd_kernel(
     g_kl_ptr,  # [B] upstream d/dkl
     grad_mean_ptr,  # [B, A] out, contiguous, mean's dtype
     grad_log_std_ptr,  # [B, A] out, contiguous, log_std's dtype
-    B, A, S,
-    m_sb, m_sa, ls_sb, ls_sa, n_sb, n_sa, om_sb, om_sa, ols_sb, ols_sa, on_ss, on_sb, on_sa,
-    ga_sb, ga_sa, glp_s, gkl_s,
+    num_rows, num_actions, num_samples,
+    mean_stride_b, mean_stride_a, log_std_stride_b, log_std_stride_a, noise_stride_b, noise_stride_a,
+    old_mean_stride_b, old_mean_stride_a, old_log_std_stride_b, old_log_std_stride_a,
+    old_noise_stride_s, old_noise_stride_b, old_noise_stride_a,
+    g_action_stride_b, g_action_stride_a, g_log_prob_stride_b, g_kl_stride_b,
     KL_MODE: tl.constexpr, ACC: tl.constexpr,
     HAS_G_ACTION: tl.constexpr, HAS_G_LOG_PROB: tl.constexpr, HAS_G_KL: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_A: tl.constexpr,
@@ -211,11 +208,12 @@ def _tanh_normal_bwd_kernel(
     cols = tl.arange(0, BLOCK_A)
     r = rows[:, None]
     c = cols[None, :]
-    row_mask = rows < B
-    mask = (r < B) & (c < A)
-    mean = tl.load(mean_ptr + r * m_sb + c * m_sa, mask=mask, other=0.0).to(ACC)
-    log_std = tl.load(log_std_ptr + r * ls_sb + c * ls_sa, mask=mask, other=0.0).to(ACC)
-    noise = tl.load(noise_ptr + r * n_sb + c * n_sa, mask=mask, other=0.0).to(ACC)
+    row_mask = rows < num_rows
+    mask = (r < num_rows) & (c < num_actions)
+    mean = tl.load(mean_ptr + r * mean_stride_b + c * mean_stride_a, mask=mask, other=0.0).to(ACC)
+    log_std = tl.load(log_std_ptr + r * log_std_stride_b + c * log_std_stride_a, mask=mask,
+                      other=0.0).to(ACC)
+    noise = tl.load(noise_ptr + r * noise_stride_b + c * noise_stride_a, mask=mask, other=0.0).to(ACC)
     std = _exp(log_std)
     u = mean + std * noise
     e, t, _ = _exp_neg_2abs(u)
@@ -223,11 +221,13 @@ def _tanh_normal_bwd_kernel(
     g_u = tl.zeros([BLOCK_B, BLOCK_A], dtype=ACC)
     grad_log_std = tl.zeros([BLOCK_B, BLOCK_A], dtype=ACC)
     if HAS_G_ACTION:
-        g_action = tl.load(g_action_ptr + r * ga_sb + c * ga_sa, mask=mask, other=0.0).to(ACC)
+        g_action = tl.load(g_action_ptr + r * g_action_stride_b + c * g_action_stride_a, mask=mask,
+                           other=0.0).to(ACC)
         one_plus_e = 1.0 + e
         g_u += g_action * (4.0 * e / (one_plus_e * one_plus_e))
     if HAS_G_LOG_PROB:
-        g_log_prob = tl.load(g_log_prob_ptr + rows * glp_s, mask=row_mask, other=0.0).to(ACC)[:, None]
+        g_log_prob = tl.load(g_log_prob_ptr + rows * g_log_prob_stride_b, mask=row_mask,
+                             other=0.0).to(ACC)[:, None]
         g_u += g_log_prob * (2.0 * t)
         grad_log_std -= g_log_prob
     grad_mean = g_u
@@ -235,9 +235,11 @@ def _tanh_normal_bwd_kernel(
 
     if KL_MODE != 0:
         if HAS_G_KL:  # (nested: an unused kl output passes no upstream gradient)
-            g_kl = tl.load(g_kl_ptr + rows * gkl_s, mask=row_mask, other=0.0).to(ACC)[:, None]
-            old_mean = tl.load(old_mean_ptr + r * om_sb + c * om_sa, mask=mask, other=0.0).to(ACC)
-            old_log_std = tl.load(old_log_std_ptr + r * ols_sb + c * ols_sa, mask=mask, other=0.0).to(ACC)
+            g_kl = tl.load(g_kl_ptr + rows * g_kl_stride_b, mask=row_mask, other=0.0).to(ACC)[:, None]
+            old_mean = tl.load(old_mean_ptr + r * old_mean_stride_b + c * old_mean_stride_a, mask=mask,
+                               other=0.0).to(ACC)
+            old_log_std = tl.load(old_log_std_ptr + r * old_log_std_stride_b + c * old_log_std_stride_a,
+                                  mask=mask, other=0.0).to(ACC)
             inv_std = _exp(-log_std)
             if KL_MODE == 1:
                 z = (old_mean - mean) * inv_std
@@ -249,33 +251,31 @@ def _tanh_normal_bwd_kernel(
                 sum_z2 = tl.zeros([BLOCK_B, BLOCK_A], dtype=ACC)
                 sum_z_c = tl.zeros([BLOCK_B, BLOCK_A], dtype=ACC)
                 sum_z2_c = tl.zeros([BLOCK_B, BLOCK_A], dtype=ACC)
-                for j in range(S):
-                    eps = tl.load(old_noise_ptr + j * on_ss + r * on_sb + c * on_sa, mask=mask,
-                                  other=0.0).to(ACC)
+                for j in range(num_samples):
+                    eps = tl.load(old_noise_ptr + j * old_noise_stride_s + r * old_noise_stride_b
+                                  + c * old_noise_stride_a, mask=mask, other=0.0).to(ACC)
                     z = (old_mean + old_std * eps - mean) * inv_std
                     sum_z, sum_z_c = _kahan_add(sum_z, sum_z_c, z)
                     sum_z2, sum_z2_c = _kahan_add(sum_z2, sum_z2_c, z * z)
-                d_mean = -(sum_z / S) * inv_std
-                d_log_std = 1.0 - sum_z2 / S
+                d_mean = -(sum_z / num_samples) * inv_std
+                d_log_std = 1.0 - sum_z2 / num_samples
             grad_mean += g_kl * d_mean
             grad_log_std += g_kl * d_log_std
-    tl.store(grad_mean_ptr + r * A + c, _rtne_for(grad_mean, grad_mean_ptr), mask=mask)
-    tl.store(grad_log_std_ptr + r * A + c, _rtne_for(grad_log_std, grad_log_std_ptr), mask=mask)
+    tl.store(grad_mean_ptr + r * num_actions + c, round_for_store(grad_mean, grad_mean_ptr), mask=mask)
+    tl.store(grad_log_std_ptr + r * num_actions + c, round_for_store(grad_log_std, grad_log_std_ptr),
+             mask=mask)
 
 
-def _launch_config(B: int, A: int):
-    """BLOCK_A covers a whole row (A is small: 1..~64); BLOCK_B rows fill a ~_TILE-element tile."""
-    block_a = triton.next_power_of_2(max(A, 1))  # A = 0: one masked column, sums of nothing are 0
-    block_b = min(triton.next_power_of_2(B), max(1, _TILE // block_a))
-    return block_b, block_a, (triton.cdiv(B, block_b),)
+def _launch_config(num_rows: int, num_actions: int):
+    """(grid, BLOCK_B, BLOCK_A): BLOCK_A covers a whole row (A is small: 1..~64); BLOCK_B rows fill a
+    ~_MAX_LANES-element tile."""
+    block_a = triton.next_power_of_2(max(num_actions, 1))  # A = 0: one masked column, sums of nothing are 0
+    block_b = _common.block_size(num_rows, block_a, _MAX_LANES)
+    return _common.grid_over(num_rows, block_b), block_b, block_a
 
 
 def _kl_mode(old_mean, old_noise) -> int:
     return _KL_NONE if old_mean is None else (_KL_ANALYTIC if old_noise is None else _KL_SAMPLED)
-
-
-def _acc_dtype(out_dtype: torch.dtype):
-    return tl.float64 if out_dtype == torch.float64 else tl.float32
 
 
 def _old_args(mean, old_mean, old_log_std, old_noise):
@@ -284,38 +284,38 @@ def _old_args(mean, old_mean, old_log_std, old_noise):
     ols = mean if old_log_std is None else old_log_std
     on = mean if old_noise is None else old_noise
     on_strides = (0, *mean.stride()) if old_noise is None else old_noise.stride()
-    samples = 0 if old_noise is None else old_noise.shape[0]
-    return (om, ols, on), (*om.stride(), *ols.stride(), *on_strides), samples
+    num_samples = 0 if old_noise is None else old_noise.shape[0]
+    return (om, ols, on), (*om.stride(), *ols.stride(), *on_strides), num_samples
 
 
 @torch.library.custom_op("reppo_fast::tanh_normal_fwd", mutates_args=())
 def _tanh_normal_fwd(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor,
                      old_mean: Optional[torch.Tensor], old_log_std: Optional[torch.Tensor],
                      old_noise: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    B, A = mean.shape
+    num_rows, num_actions = mean.shape
     out_dtype = compute_dtype(mean, log_std, noise, old_mean, old_log_std, old_noise)
-    action = torch.empty((B, A), dtype=out_dtype, device=mean.device)
-    log_prob = torch.empty((B,), dtype=out_dtype, device=mean.device)
-    kl = torch.empty((B,), dtype=out_dtype, device=mean.device)
-    old_ptrs, old_strides, samples = _old_args(mean, old_mean, old_log_std, old_noise)
-    if B == 0:
+    action = torch.empty((num_rows, num_actions), dtype=out_dtype, device=mean.device)
+    log_prob = torch.empty((num_rows,), dtype=out_dtype, device=mean.device)
+    kl = torch.empty((num_rows,), dtype=out_dtype, device=mean.device)
+    old_ptrs, old_strides, num_samples = _old_args(mean, old_mean, old_log_std, old_noise)
+    if num_rows == 0:
         return action, log_prob, kl
-    block_b, block_a, grid = _launch_config(B, A)
-    with _common.on_device(mean):
-        _tanh_normal_fwd_kernel[grid](
-            mean, log_std, noise, *old_ptrs, action, log_prob, kl, B, A, samples,
-            *mean.stride(), *log_std.stride(), *noise.stride(), *old_strides,
-            KL_MODE=_kl_mode(old_mean, old_noise), ACC=_acc_dtype(out_dtype),
-            BLOCK_B=block_b, BLOCK_A=block_a, num_warps=4)
+    grid, block_b, block_a = _launch_config(num_rows, num_actions)
+    _common.launch(
+        _tanh_normal_fwd_kernel, grid,
+        mean, log_std, noise, *old_ptrs, action, log_prob, kl, num_rows, num_actions, num_samples,
+        *mean.stride(), *log_std.stride(), *noise.stride(), *old_strides,
+        KL_MODE=_kl_mode(old_mean, old_noise), ACC=_common.acc_dtype(out_dtype),
+        BLOCK_B=block_b, BLOCK_A=block_a, num_warps=4)
     return action, log_prob, kl
 
 
 @_tanh_normal_fwd.register_fake
 def _(mean, log_std, noise, old_mean, old_log_std, old_noise):
     out_dtype = compute_dtype(mean, log_std, noise, old_mean, old_log_std, old_noise)
-    B, A = mean.shape
-    return (mean.new_empty((B, A), dtype=out_dtype), mean.new_empty((B,), dtype=out_dtype),
-            mean.new_empty((B,), dtype=out_dtype))
+    num_rows, num_actions = mean.shape
+    return (mean.new_empty((num_rows, num_actions), dtype=out_dtype),
+            mean.new_empty((num_rows,), dtype=out_dtype), mean.new_empty((num_rows,), dtype=out_dtype))
 
 
 @torch.library.custom_op("reppo_fast::tanh_normal_bwd", mutates_args=())
@@ -324,26 +324,27 @@ def _tanh_normal_bwd(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Ten
                      old_noise: Optional[torch.Tensor], g_action: Optional[torch.Tensor],
                      g_log_prob: Optional[torch.Tensor], g_kl: Optional[torch.Tensor],
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    B, A = mean.shape
+    num_rows, num_actions = mean.shape
     out_dtype = compute_dtype(mean, log_std, noise, old_mean, old_log_std, old_noise)
-    grad_mean = torch.empty((B, A), dtype=mean.dtype, device=mean.device)
-    grad_log_std = torch.empty((B, A), dtype=log_std.dtype, device=mean.device)
-    old_ptrs, old_strides, samples = _old_args(mean, old_mean, old_log_std, old_noise)
+    grad_mean = torch.empty((num_rows, num_actions), dtype=mean.dtype, device=mean.device)
+    grad_log_std = torch.empty((num_rows, num_actions), dtype=log_std.dtype, device=mean.device)
+    old_ptrs, old_strides, num_samples = _old_args(mean, old_mean, old_log_std, old_noise)
     # Absent upstream gradients (unused outputs) skip their loads; `mean` stands in as the pointer.
     ga = mean if g_action is None else g_action
     glp = mean if g_log_prob is None else g_log_prob
     gkl = mean if g_kl is None else g_kl
-    if B == 0:
+    if num_rows == 0:
         return grad_mean, grad_log_std
-    block_b, block_a, grid = _launch_config(B, A)
-    with _common.on_device(mean):
-        _tanh_normal_bwd_kernel[grid](
-            mean, log_std, noise, *old_ptrs, ga, glp, gkl, grad_mean, grad_log_std, B, A, samples,
-            *mean.stride(), *log_std.stride(), *noise.stride(), *old_strides,
-            *ga.stride()[-2:], glp.stride(0), gkl.stride(0),
-            KL_MODE=_kl_mode(old_mean, old_noise), ACC=_acc_dtype(out_dtype),
-            HAS_G_ACTION=g_action is not None, HAS_G_LOG_PROB=g_log_prob is not None,
-            HAS_G_KL=g_kl is not None, BLOCK_B=block_b, BLOCK_A=block_a, num_warps=4)
+    grid, block_b, block_a = _launch_config(num_rows, num_actions)
+    _common.launch(
+        _tanh_normal_bwd_kernel, grid,
+        mean, log_std, noise, *old_ptrs, ga, glp, gkl, grad_mean, grad_log_std,
+        num_rows, num_actions, num_samples,
+        *mean.stride(), *log_std.stride(), *noise.stride(), *old_strides,
+        *ga.stride()[-2:], glp.stride(0), gkl.stride(0),
+        KL_MODE=_kl_mode(old_mean, old_noise), ACC=_common.acc_dtype(out_dtype),
+        HAS_G_ACTION=g_action is not None, HAS_G_LOG_PROB=g_log_prob is not None,
+        HAS_G_KL=g_kl is not None, BLOCK_B=block_b, BLOCK_A=block_a, num_warps=4)
     return grad_mean, grad_log_std
 
 
@@ -404,35 +405,3 @@ def tanh_normal(mean, log_std, noise, old_mean=None, old_log_std=None, old_noise
         action, log_prob, kl = action.reshape(*lead, A), log_prob.reshape(lead), kl.reshape(lead)
     return TanhNormalOut(action, log_prob, None if old_mean is None else kl)
 
-
-def _aot_specs():
-    fwd_ptrs = ["mean_ptr", "log_std_ptr", "noise_ptr", "old_mean_ptr", "old_log_std_ptr", "old_noise_ptr"]
-    strides = ["m_sb", "m_sa", "ls_sb", "ls_sa", "n_sb", "n_sa", "om_sb", "om_sa", "ols_sb", "ols_sa",
-               "on_ss", "on_sb", "on_sa"]
-    specs = []
-    # The DMC shape (B, A, S) = (2048, 21, 16): BLOCK_A = 32, BLOCK_B = 16; fp32 and bf16 inputs.
-    for in_ty in ("*fp32", "*bf16"):
-        for kl_mode in (_KL_NONE, _KL_ANALYTIC, _KL_SAMPLED):
-            common = {**{p: in_ty for p in fwd_ptrs}, "B": "i32", "A": "i32", "S": "i32",
-                      **{s: "i32" for s in strides}}
-            consts = {"KL_MODE": kl_mode, "ACC": tl.float32, "BLOCK_B": 16, "BLOCK_A": 32}
-            fwd_sig = {**common, "action_ptr": "*fp32", "log_prob_ptr": "*fp32", "kl_ptr": "*fp32",
-                       "KL_MODE": "constexpr", "ACC": "constexpr", "BLOCK_B": "constexpr",
-                       "BLOCK_A": "constexpr"}
-            specs.append((_tanh_normal_fwd_kernel, fwd_sig, consts))
-            bwd_sig = {**common, "g_action_ptr": "*fp32", "g_log_prob_ptr": "*fp32", "g_kl_ptr": "*fp32",
-                       "grad_mean_ptr": in_ty, "grad_log_std_ptr": in_ty,
-                       "ga_sb": "i32", "ga_sa": "i32", "glp_s": "i32", "gkl_s": "i32",
-                       **{k: "constexpr" for k in ("KL_MODE", "ACC", "HAS_G_ACTION", "HAS_G_LOG_PROB",
-                                                   "HAS_G_KL", "BLOCK_B", "BLOCK_A")}}
-            specs.append((_tanh_normal_bwd_kernel, bwd_sig,
-                          {**consts, "HAS_G_ACTION": True, "HAS_G_LOG_PROB": True,
-                           "HAS_G_KL": kl_mode != 0}))
-    # float64 inputs, sampled KL (ACC = float64; exp/log go through libdevice on the GPU).
-    for fn, sig, consts in specs[-2:]:
-        fp64 = {k: ("*fp64" if v.startswith("*") else v) for k, v in sig.items()}
-        specs.append((fn, fp64, {**consts, "ACC": tl.float64}))
-    return specs
-
-
-AOT_SPECS = _aot_specs()

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from reppo_fast.on_jax import ppo_networks as nets
+from reppo_fast.on_jax.ppo import networks as nets
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 ADV_EPS = 1e-8

@@ -1,4 +1,4 @@
-"""REPPO losses in PyTorch (spec sections 5 and 6), the twin of on_jax.losses: same names, same maths.
+"""REPPO losses in PyTorch (docs/algorithms.md sections 5 and 6), the twin of on_jax.losses: same names, same maths.
 
 Shapes: B minibatch, O obs, A action, H critic width, K bins, S KL samples.
 """
@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import torch
 
-from reppo_fast.on_torch import networks as nets
+from reppo_fast.on_torch.reppo import networks as nets
 
 
 class Batch(NamedTuple):
@@ -40,9 +40,9 @@ def critic_loss(critic, batch: Batch, kernels, cfg):
                              sigma_ratio=cfg.sigma_ratio)
     pred_features, pred_reward = nets.critic_predict(critic, z)
     # Terminal rows have no next state: zero their targets before the square (no NaN loss or gradient).
-    done = batch.terminated[:, None]
-    target = torch.cat([torch.where(done, 0.0, batch.next_features),
-                        torch.where(done, 0.0, batch.reward[:, None])], dim=-1)
+    terminal = batch.terminated[:, None]
+    target = torch.cat([torch.where(terminal, 0.0, batch.next_features),
+                        torch.where(terminal, 0.0, batch.reward[:, None])], dim=-1)
     sq_err = (torch.cat([pred_features, pred_reward[:, None]], dim=-1) - target).square()
     aux = torch.where(batch.terminated, 0.0, sq_err.mean(dim=-1))
     per_sample = torch.where(batch.truncated, 0.0, ce + cfg.aux_coef * aux)

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from reppo_fast.on_torch import ppo_networks as nets
+from reppo_fast.on_torch.ppo import networks as nets
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 ADV_EPS = 1e-8

@@ -1,4 +1,4 @@
-"""Actor and critic networks as pure functions over parameter dicts (spec sections 2 and 5).
+"""Actor and critic networks as pure functions over parameter dicts (docs/algorithms.md sections 2 and 5).
 
 Parameters are plain nested dicts of arrays so the torch path can mirror them name for name
 (`w` is [fan_in, fan_out]). Every hidden block is Linear -> RMSNorm -> SiLU.

@@ -41,9 +41,13 @@ class ActorNet(nn.Module):
         self.blocks = nn.ModuleList(Block(sizes[i], sizes[i + 1]) for i in range(layers))
         self.out = nn.Linear(hidden, 2 * action_size)
 
+    def forward(self, obs):
+        return actor_apply(self, obs)
+
 
 class Actor(nn.Module):
-    """The policy network plus the two Lagrange multipliers it trains (JAX: {"net", "log_alpha", "log_beta"})."""
+    """The policy network plus the two Lagrange multipliers it trains (JAX: {"net", "log_alpha",
+    "log_beta"}); actor(obs) -> (mean, log_std)."""
 
     def __init__(self, net: ActorNet, alpha_init: float, beta_init: float):
         super().__init__()
@@ -51,9 +55,12 @@ class Actor(nn.Module):
         self.log_alpha = nn.Parameter(torch.tensor(float(alpha_init)).log())
         self.log_beta = nn.Parameter(torch.tensor(float(beta_init)).log())
 
+    def forward(self, obs):
+        return self.net(obs)
+
 
 class Critic(nn.Module):
-    """HL-Gauss Q critic with the self-predictive head (spec section 5)."""
+    """HL-Gauss Q critic with the self-predictive head (docs/algorithms.md section 5)."""
 
     def __init__(self, obs_size: int, action_size: int, hidden: int, q_out_bias: torch.Tensor):
         super().__init__()
@@ -66,6 +73,11 @@ class Critic(nn.Module):
         self.pred_out = nn.Linear(hidden, hidden + 1)
         with torch.no_grad():
             self.q_out.bias.copy_(Q_BIAS_SCALE * q_out_bias)
+
+    def forward(self, obs, action):
+        """(HL-Gauss logits [..., K], features z [..., H]) at (obs, action)."""
+        z = critic_encode(self, obs, action)
+        return critic_q_logits(self, z), z
 
 
 def init_actor(obs_size: int, action_size: int, hidden: int, layers: int, alpha_init: float,

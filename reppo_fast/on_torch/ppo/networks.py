@@ -43,11 +43,19 @@ class Actor(nn.Module):
         self.net = init_mlp([obs_size] + [hidden] * layers + [action_size])
         self.std_param = nn.Parameter(torch.full((action_size,), STD_PARAM_INIT))
 
+    def forward(self, obs):
+        """obs -> (pre-tanh mean, log_std)."""
+        return actor_apply(self, obs)
+
 
 class Critic(nn.Module):
     def __init__(self, obs_size: int, hidden: int, layers: int):
         super().__init__()
         self.net = init_mlp([obs_size] + [hidden] * layers + [1])
+
+    def forward(self, obs):
+        """obs -> V(s)."""
+        return critic_apply(self, obs)
 
 
 def actor_apply(actor: Actor, obs):

@@ -1,4 +1,4 @@
-"""REPPO losses as pure functions (spec sections 5 and 6). All hot ops go through the kernel binding.
+"""REPPO losses as pure functions (docs/algorithms.md sections 5 and 6). All hot ops go through the kernel binding.
 
 Shapes: B minibatch, O obs, A action, H critic width, K bins, S KL samples.
 """
@@ -10,7 +10,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from reppo_fast.on_jax import networks as nets
+from reppo_fast.on_jax.reppo import networks as nets
 
 
 class Batch(NamedTuple):
@@ -42,9 +42,9 @@ def critic_loss(critic_params, batch: Batch, kernels, cfg):
     pred_features, pred_reward = nets.critic_predict(critic_params, z)
     # Terminal rows have no next state: zero their targets BEFORE the square, so that a stray inf there
     # gives neither a NaN loss nor a NaN gradient (where() after the square still back-propagates 0*inf).
-    done = batch.terminated[:, None]
-    target = jnp.concatenate([jnp.where(done, 0.0, batch.next_features),
-                              jnp.where(done, 0.0, batch.reward[:, None])], axis=-1)
+    terminal = batch.terminated[:, None]
+    target = jnp.concatenate([jnp.where(terminal, 0.0, batch.next_features),
+                              jnp.where(terminal, 0.0, batch.reward[:, None])], axis=-1)
     sq_err = jnp.square(jnp.concatenate([pred_features, pred_reward[:, None]], axis=-1) - target)
     aux = jnp.where(batch.terminated, 0.0, jnp.mean(sq_err, axis=-1))
     per_sample = jnp.where(batch.truncated, 0.0, ce + cfg.aux_coef * aux)

@@ -1,0 +1,62 @@
+"""The seam between the trainers and the algorithms, the same on both frameworks.
+
+A framework has ONE trainer (`on_jax/trainer.py`, `on_torch/trainer.py`): the train state, the iteration
+(rollout -> targets -> flat batch -> epochs x minibatches of update steps -> metrics), evaluation, episode
+bookkeeping and the checkpoint codec, written once. An algorithm (`on_<framework>/reppo/`,
+`on_<framework>/ppo/`) is one `Algorithm` value: the pieces that differ, with the same field names and
+argument orders on both frameworks (JAX passes arrays and returns new values; torch passes tensors and
+modules, and its update step mutates the state in place). `rng` is a JAX key or a torch.Generator.
+
+The runner talks to a trainer through the `Trainer` protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+
+class Algorithm(NamedTuple):
+    name: str
+    init_networks: Callable
+    """(cfg, env, kernels, rng) -> (actor, critic): the part of the state the algorithm owns (JAX: rng is
+    a key; torch: None, the networks draw from torch's seeded global generator)."""
+    step_noise: Callable
+    """(rng, num_envs, action_size) -> the Gaussian noise one rollout step consumes."""
+    act: Callable
+    """(actor, critic, norm, obs_raw, noise, kernels, cfg) -> (norm, obs, action, acted): the normaliser
+    update with the observations acted on, the normalised observation, the action sent to the env
+    (clipped) and what else the algorithm keeps from acting (or None)."""
+    bootstrap: Callable
+    """(actor, critic, norm, obs, action, acted, env_step, noise, kernels, cfg) -> the step's transition
+    (the algorithm's NamedTuple, with at least `reward`, `terminated`, `truncated`)."""
+    targets: Callable
+    """(data [T, N, ...], kernels, cfg) -> the algorithm's targets (a NamedTuple with `returns`)."""
+    flat_batch: Callable
+    """(actor, data, targets, cfg) -> the update phase's batch, every field [T*N, ...]."""
+    update_noise: Callable
+    """(rng, batch_size, action_size, cfg) -> the noise one minibatch update step consumes."""
+    update_step: Callable
+    """JAX: (carry=(actor, critic, actor_opt, critic_opt), minibatch, noise, tx, kernels, cfg)
+    -> (carry, metrics); torch: (state, minibatch, noise, kernels, cfg, ranges) -> metrics, the networks
+    and optimisers of `state` stepped in place."""
+    policy_mean: Callable
+    """(actor, obs) -> the deterministic policy's pre-tanh action (what evaluation plays)."""
+
+
+class Trainer(Protocol):
+    """What the runner (reppo_fast.runner) needs of a framework's trainer."""
+
+    def init_state(self, seed: int) -> Any: ...
+
+    def iteration(self, state: Any) -> tuple[Any, dict]: ...
+
+    def evaluate(self, state: Any, seed: int, iteration: int) -> float: ...
+
+    def describe(self) -> dict: ...
+
+    def to_arrays(self, state: Any) -> dict[str, np.ndarray]: ...
+
+    def from_arrays(self, template: Any, arrays: dict[str, np.ndarray]) -> Any: ...

@@ -1,0 +1,87 @@
+"""What every algorithm on the JAX path shares: the running observation normaliser (docs/algorithms.md
+section 1), epochs of shuffled minibatches, the rollout's episode statistics and the train metrics built
+from them. The torch twin is on_torch/common.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+# --- running observation normalisation (part of the train state and the checkpoint) ------------------
+
+NORM_EPS = 1e-2  # (x - mean) / sqrt(var + 1e-2), as the reference
+
+
+class NormState(NamedTuple):
+    mean: jnp.ndarray   # [O] float32
+    var: jnp.ndarray    # [O] float32, population variance of everything seen
+    count: jnp.ndarray  # [] float32, observations seen (float: int32 overflows past 2^31 steps)
+
+
+def norm_init(obs_size: int) -> NormState:
+    return NormState(jnp.zeros((obs_size,), jnp.float32), jnp.ones((obs_size,), jnp.float32),
+                     jnp.zeros((), jnp.float32))
+
+
+def norm_update(state: NormState, obs) -> NormState:
+    """Chan et al.'s parallel update with a batch obs [N, O]:
+    delta = mean_b - mean_a; n = n_a + n_b; mean = mean_a + delta * n_b / n;
+    M2 = var_a * n_a + var_b * n_b + delta^2 * n_a * n_b / n; var = M2 / n."""
+    n_b = jnp.asarray(obs.shape[0], jnp.float32)
+    mean_b = jnp.mean(obs, axis=0)
+    var_b = jnp.var(obs, axis=0)
+    n = state.count + n_b
+    delta = mean_b - state.mean
+    mean = state.mean + delta * n_b / n
+    m2 = state.var * state.count + var_b * n_b + jnp.square(delta) * state.count * n_b / n
+    return NormState(mean, m2 / n, n)
+
+
+def normalize(state: NormState, obs, enabled: bool = True):
+    if not enabled:
+        return obs
+    return (obs - state.mean) / jnp.sqrt(state.var + NORM_EPS)
+
+
+# --- epochs x minibatches ---------------------------------------------------------------------------
+
+def scan_minibatches(step: Callable, carry, batch, key, num_epochs: int, num_minibatches: int):
+    """Run `step(carry, minibatch, key) -> (carry, metrics)` over num_epochs random partitions of `batch`
+    (a pytree of [M, ...] arrays) into num_minibatches equal minibatches. Returns (carry, mean metrics)."""
+    num = jax.tree.leaves(batch)[0].shape[0]
+    size = num // num_minibatches
+
+    def minibatch(c, inputs):
+        idx, k = inputs
+        return step(c, jax.tree.map(lambda x: x[idx], batch), k)
+
+    def epoch(c, k):
+        k_perm, k_mb = jax.random.split(k)
+        perm = jax.random.permutation(k_perm, num).reshape(num_minibatches, size)
+        return jax.lax.scan(minibatch, c, (perm, jax.random.split(k_mb, num_minibatches)))
+
+    carry, metrics = jax.lax.scan(epoch, carry, jax.random.split(key, num_epochs))
+    return carry, jax.tree.map(jnp.mean, metrics)
+
+
+# --- episode statistics and train metrics -------------------------------------------------------------
+
+def episode_stats(ep_return, reward, terminated, truncated, nonfinite):
+    """One step's bookkeeping over N envs: (new running returns [N], stats of the episodes that ended)."""
+    ended = terminated | truncated
+    ep_return = ep_return + reward
+    stats = {"episode_return_sum": jnp.sum(jnp.where(ended, ep_return, 0.0)), "episodes": jnp.sum(ended),
+             "nonfinite": jnp.sum(nonfinite)}
+    return jnp.where(ended, 0.0, ep_return), stats
+
+
+def train_metrics(stats: dict, reward, returns) -> dict:
+    """The rollout's episode statistics, mean reward and mean return, as logged by every algorithm."""
+    episodes = jnp.maximum(stats["episodes"], 1)
+    return {"train/episode_return": stats["episode_return_sum"] / episodes,
+            "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
+            "train/reward": jnp.mean(reward), "train/returns": jnp.mean(returns)}

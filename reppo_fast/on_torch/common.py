@@ -1,0 +1,107 @@
+"""What every algorithm on the torch path shares, the twin of on_jax/common.py: the running observation
+normaliser (docs/algorithms.md section 1), epochs of shuffled minibatches, the rollout's episode
+statistics and the train metrics built from them, and the clipped optimiser step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple, TypeVar
+
+import torch
+
+B = TypeVar("B", bound=NamedTuple)
+
+# --- running observation normalisation (part of the train state and the checkpoint) ------------------
+
+NORM_EPS = 1e-2  # (x - mean) / sqrt(var + 1e-2), as the reference
+
+
+class NormState(NamedTuple):
+    mean: torch.Tensor   # [O] float32
+    var: torch.Tensor    # [O] float32, population variance of everything seen
+    count: torch.Tensor  # [] float32, observations seen
+
+
+def norm_init(obs_size: int, device=None) -> NormState:
+    return NormState(torch.zeros(obs_size, device=device), torch.ones(obs_size, device=device),
+                     torch.zeros((), device=device))
+
+
+def norm_update(state: NormState, obs: torch.Tensor) -> NormState:
+    """Chan et al.'s parallel update with a batch obs [N, O] (see on_jax.normalizer.norm_update)."""
+    n_b = float(obs.shape[0])
+    mean_b = obs.mean(dim=0)
+    var_b = obs.var(dim=0, unbiased=False)
+    n = state.count + n_b
+    delta = mean_b - state.mean
+    mean = state.mean + delta * n_b / n
+    m2 = state.var * state.count + var_b * n_b + delta.square() * state.count * n_b / n
+    return NormState(mean, m2 / n, n)
+
+
+def normalize(state: NormState, obs: torch.Tensor, enabled: bool = True) -> torch.Tensor:
+    if not enabled:
+        return obs
+    return (obs - state.mean) / torch.sqrt(state.var + NORM_EPS)
+
+
+# --- epochs x minibatches ---------------------------------------------------------------------------
+
+def minibatches(batch: B, num_epochs: int, num_minibatches: int, generator: torch.Generator) -> Iterator[B]:
+    """Yield num_epochs random partitions of `batch` (a NamedTuple of [M, ...] tensors) into
+    num_minibatches equal minibatches, drawing the permutations from `generator`."""
+    num = batch[0].shape[0]
+    size = num // num_minibatches
+    for _ in range(num_epochs):
+        perm = torch.randperm(num, device=batch[0].device, generator=generator)
+        for i in range(num_minibatches):
+            idx = perm[i * size:(i + 1) * size]
+            yield type(batch)(*(x[idx] for x in batch))
+
+
+def mean_metrics(history: list[dict]) -> dict:
+    """The mean over update steps of each metric (tensors stay on the device: no host sync)."""
+    return {k: torch.stack([h[k] for h in history]).mean() for k in history[0]}
+
+
+# --- episode statistics and train metrics -------------------------------------------------------------
+
+def episode_stats(stats: dict, ep_return, reward, terminated, truncated, nonfinite):
+    """One step's bookkeeping over N envs, accumulated into `stats` in place (device tensors, no host
+    sync). Returns the new running returns [N]."""
+    ended = terminated | truncated
+    ep_return = ep_return + reward
+    stats["episode_return_sum"] += torch.where(ended, ep_return, 0.0).sum()
+    stats["episodes"] += ended.sum()
+    stats["nonfinite"] += nonfinite.sum()
+    return torch.where(ended, 0.0, ep_return)
+
+
+def train_metrics(stats: dict, reward, returns) -> dict:
+    """The rollout's episode statistics, mean reward and mean return, as logged by every algorithm."""
+    episodes = stats["episodes"].clamp(min=1)
+    return {"train/episode_return": stats["episode_return_sum"] / episodes,
+            "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
+            "train/reward": reward.mean(), "train/returns": returns.mean()}
+
+
+# --- optimiser steps ------------------------------------------------------------------------------------
+
+def clip_grads_(grads: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
+    """optax.clip_by_global_norm in place: g *= max_norm / max(||g||, max_norm) (max_norm None: no clip).
+    Returns ||g||."""
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    if max_norm is not None:
+        torch._foreach_mul_(grads, max_norm / torch.clamp(norm, min=max_norm))
+    return norm
+
+
+def step_optimizer(loss, params, opt, max_norm) -> torch.Tensor:
+    """Gradients of loss, clipped (clip_grads_), then one optimiser step. Returns the gradient norm."""
+    grads = list(torch.autograd.grad(loss, params))
+    norm = clip_grads_(grads, max_norm)
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
+    return norm
