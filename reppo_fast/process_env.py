@@ -1,4 +1,5 @@
-"""Process-wide settings read once by the libraries below us, and the device the Triton kernels run on.
+"""Process-wide settings read once by the libraries below us (the environment variables, the known library
+warnings), in one place, and the device the Triton kernels run on.
 
 Ordering: `configure` must run before triton and jax are first imported (triton reads TRITON_INTERPRET
 at import) and before JAX initialises its backend (XLA_PYTHON_CLIENT_* are read then): call it first
@@ -7,6 +8,14 @@ harmless: torch does not read these variables. Importing this module does nothin
 """
 
 import os
+import warnings
+
+# Library warnings that say nothing actionable here, silenced per process (see quiet_known_warnings).
+KNOWN_WARNINGS = (
+    # SAPIEN without a system libvulkan falls back to the loader it bundles, which is what ManiSkill runs on
+    # here (README): said once per process, and once per ManiSkill worker process.
+    "Failed to find system libvulkan",
+)
 
 
 def _torch_cuda() -> bool:
@@ -28,6 +37,13 @@ def configure(*, triton_interpreter_without_cuda: bool) -> None:
         os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     if triton_interpreter_without_cuda and not _torch_cuda():
         os.environ.setdefault("TRITON_INTERPRET", "1")
+    quiet_known_warnings()
+
+
+def quiet_known_warnings() -> None:
+    """Ignore KNOWN_WARNINGS in this process (configure does it; a worker process calls it itself)."""
+    for message in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def triton_device() -> str:

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import warnings
 from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
 
 from reppo_fast.envs.names import UnsupportedEnvError
-
-# Without a system libvulkan SAPIEN falls back to the loader it bundles, which is what we rely on (README):
-# the warning would otherwise print once per worker process.
-warnings.filterwarnings("ignore", message="Failed to find system libvulkan")
 
 # The observation layout the contract needs: one flat float vector per env.
 OBS_MODE = "state"

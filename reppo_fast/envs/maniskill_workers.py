@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reppo_fast import process_env
 from reppo_fast.envs.maniskill_sim import Advance
 
 JOIN_TIMEOUT_S = 10.0
@@ -38,6 +39,7 @@ def _worker(conn: Connection, name: str, seed_offset: int, kw: dict[str, Any]) -
     """Child process: build one physx_cpu env, then serve commands until "close" or EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)  # N workers share the machine's cores
+    process_env.quiet_known_warnings()
     try:
         from reppo_fast.envs.maniskill_sim import ManiSkillSim
 
