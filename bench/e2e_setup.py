@@ -106,7 +106,7 @@ def flat_batch(run: Run):
     make = {"obs": lambda: normal((n, obs)), "action": lambda: np.tanh(normal((n, act))),
             "reward": lambda: normal(n), "terminated": lambda: rng.random(n) < 0.01,
             "truncated": lambda: rng.random(n) < 0.005,
-            "returns": lambda: rng.uniform(cfg.v_min, cfg.v_max, n).astype(np.float32),
+            "returns": lambda: rng.uniform(cfg.reppo.v_min, cfg.reppo.v_max, n).astype(np.float32),
             "next_features": lambda: normal((n, hidden)), "old_mean": lambda: normal((n, act)),
             "old_log_std": lambda: rng.uniform(-2.0, 0.5, (n, act)).astype(np.float32)}
     if run.cfg.framework == "torch":

@@ -1,7 +1,7 @@
 """The one table of benchmark shapes, each row drawn from a real configuration.
 
-Symbols (as in docs/algorithms.md): B minibatch rows, A action dims, K HL-Gauss bins, S KL samples, T rollout steps,
-N envs, H critic width. tanh_normal runs on (B, A, S), hl_gauss_ce on (B, K), lambda_returns on (T, N).
+Symbols (as in docs/algorithms.md): B minibatch rows, A action dims, K HL-Gauss bins, S KL samples, T rollout
+steps, N envs, H critic width. tanh_normal runs on (B, A, S), hl_gauss_ce on (B, K), lambda_returns on (T, N).
 """
 
 from __future__ import annotations

@@ -77,8 +77,8 @@ def test_e2e(benchmark, request, env, variant, what):
     call, jitted = (_timed_iteration if what == "iteration" else _timed_update)(run)
     _assert_finite_losses(call(), f"{variant} {env} {what}")  # also the first (compiling) call
     benchmark.group = f"e2e {env} {what}"
-    # Warm-up beyond the first call: JaxReppo's second iteration compiles again (its initial state is not
-    # committed to a device, the outputs are), and CUDA-graph trees record on their second call.
+    # Warm-up beyond the first call: CUDA-graph trees record on their second call (and a JAX state not
+    # committed to a device would compile the iteration again; init_state commits it).
     seconds = measure(benchmark, Timed(call, _sync(framework)), request.config, warmup=2)
     updates = cfg.num_epochs * cfg.num_minibatches
     if framework == "jax":

@@ -5,7 +5,8 @@
 One row per env. Columns: eval return against env steps, against training wall-clock seconds, and (with
 several seeds of a curve) the fraction of runs that are reliably performant (paper section 4.3: reached
 the threshold and never fell below it again). Runs of one (algo, framework) are seeds of one curve: the
-line is their mean, the band their min..max. The paper's returns for the task (docs/algorithms.md section 8) are marks.
+line is their mean, the band their min..max. The paper's returns for the task (docs/algorithms.md
+section 8) are marks.
 Needs matplotlib (`pip install 'reppo-fast[plot]'`).
 """
 
@@ -15,8 +16,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from reppo_fast.curves import (PAPER_RETURNS, RunDirError, default_threshold, group_runs, load_run,
-                               mean_and_spread, reliable_fraction, reliable_since)
+from reppo_fast.curves import (
+    PAPER_RETURNS,
+    RunDirError,
+    default_threshold,
+    group_runs,
+    load_run,
+    mean_and_spread,
+    reliable_fraction,
+    reliable_since,
+)
 
 
 def _draw_env(axes, env, runs, threshold, paper: bool):

@@ -7,7 +7,6 @@ It talks to a framework's trainer through the `reppo_fast.algorithm.Trainer` pro
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
 import json
 import platform
@@ -38,7 +37,7 @@ def load_run_config(run_dir: Path) -> Config:
         raise RunDirError(f"--resume {run_dir}: no config.json there; pass the directory of an earlier run")
     if not list_checkpoints(Path(run_dir) / "checkpoints"):
         raise RunDirError(f"--resume {run_dir}: no checkpoint in {run_dir}/checkpoints to resume from")
-    return dataclasses.replace(Config.from_json(path.read_text()), run_dir=str(run_dir))
+    return Config.from_json(path.read_text()).replace(run_dir=str(run_dir))
 
 
 def _build(cfg: Config):
@@ -93,7 +92,7 @@ def _resolve_gamma(cfg: Config, env) -> Config:
     if not 0.0 < gamma < 1.0:
         raise ConfigError(f"gamma: 1 - 10/max_episode_steps = {gamma:.3f} is not in (0, 1) for "
                           f"{env.max_episode_steps}-step episodes; pass --gamma explicitly")
-    return dataclasses.replace(cfg, gamma=gamma)
+    return cfg.replace(gamma=gamma)
 
 
 def _metadata(cfg: Config, trainer: Trainer, kernels, env) -> dict:

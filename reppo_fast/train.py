@@ -1,13 +1,14 @@
-"""Command line: `python -m reppo_fast.train --env Humanoid [--preset cpu] [--FIELD VALUE ...]`.
+"""Command line: `python -m reppo_fast.train --env Humanoid [--algo ppo] [--preset cpu] [--FIELD VALUE ...]`.
 
+`--algo` chooses the algorithm and `--preset` its hyper-parameter preset for the env's suite.
 `--resume RUN_DIR` continues a run from its newest checkpoint with its saved config (only the
-run-length and logging fields may change). Every Config field is a flag; `--help` lists them.
+run-length and logging fields may change). Every Config field is a flag, the groups' too (`--kl-target`,
+`--clip-eps`, `--compile`); `--help` lists them by group.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 import tyro
@@ -41,6 +42,19 @@ def _strip_resume(argv: list[str]) -> list[str]:
     return out
 
 
+def _cli(default: Config, argv: list[str], description: str) -> Config:
+    """tyro over Config, flat: a group's fields are flags without the group's prefix (field names are
+    unique across groups), and `--help` shows each group as its own section."""
+    return tyro.cli(Config, default=default, args=argv, description=description,
+                    config=(tyro.conf.OmitArgPrefixes,))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def parse_args(argv: list[str]) -> tuple[Config, bool]:
     """Config from the command line; True when resuming. Raises ConfigError-like errors on bad input."""
     from reppo_fast.envs.names import describe_names, resolve_env
@@ -50,19 +64,21 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
     desc = f"{__doc__}\nEnvironments:\n{describe_names()}"
     if pre.resume is not None:
         saved = load_run_config(pre.resume)
-        cfg = tyro.cli(Config, default=saved, args=_strip_resume(argv), description=desc)
-        changed = [f.name for f in dataclasses.fields(Config)
-                   if getattr(cfg, f.name) != getattr(saved, f.name) and f.name not in RESUMABLE_FIELDS]
+        cfg = _cli(saved, _strip_resume(argv), desc)
+        before, after = saved.flat(), cfg.flat()
+        changed = [name for name in after if after[name] != before[name] and name not in RESUMABLE_FIELDS]
         if changed:
             raise ConfigError(f"--resume keeps the run's saved config; cannot change {', '.join(changed)} "
                               f"(only {', '.join(sorted(RESUMABLE_FIELDS))}); start a new run instead")
         validate(cfg)
         return cfg, True
     resolved = resolve_env(pre.env)
-    base = preset_config(pre.preset, resolved.suite, pre.algo, env=resolved.name)
-    cfg = tyro.cli(Config, default=base, args=argv, description=desc)
-    # --preset names the preset as asked ("cpu"); the config records the one resolved ("ppo_cpu").
-    cfg = dataclasses.replace(cfg, env=resolve_env(cfg.env).name, preset=base.preset)
+    # Only ManiSkill's presets depend on the machine; probing CUDA imports torch, so only then.
+    cuda = _cuda_available() if resolved.suite == "maniskill" else None
+    base = preset_config(pre.preset, resolved.suite, pre.algo, cuda=cuda, env=resolved.name)
+    cfg = _cli(base, argv, desc)
+    # --preset names the preset as asked ("auto"); the config records the one resolved ("dmc").
+    cfg = cfg.replace(env=resolve_env(cfg.env).name, preset=base.preset)
     if resolved.alias is not None:
         print(f"env: {resolved.alias} -> {resolved.name}")
     if cfg.preset != pre.preset:

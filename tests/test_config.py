@@ -1,12 +1,15 @@
-"""Config presets, CLI parsing and validation: bad values are rejected before anything compiles."""
+"""Config groups, presets, CLI parsing, saved configs and validation: bad values are rejected before
+anything compiles."""
 
 import dataclasses
+import json
 import subprocess
 import sys
 
 import pytest
 
-from reppo_fast.config import PRESETS, Config, ConfigError, preset_config, validate
+from reppo_fast import train
+from reppo_fast.config import GROUPS, PRESETS, Config, ConfigError, flat_names, preset_config, validate
 from reppo_fast.train import main, parse_args
 
 
@@ -15,9 +18,25 @@ def test_default_is_the_paper_dmc_setting():
     assert (cfg.num_envs, cfg.num_steps, cfg.num_epochs, cfg.num_minibatches) == (1024, 128, 8, 64)
     assert cfg.batch_size == 2048
     assert (cfg.lr, cfg.max_grad_norm, cfg.gamma, cfg.lmbda) == (3e-4, 0.5, 0.99, 0.95)
-    assert (cfg.num_bins, cfg.v_min, cfg.v_max, cfg.kl_target, cfg.alpha_init, cfg.beta_init) == \
+    r = cfg.reppo
+    assert (r.num_bins, r.v_min, r.v_max, r.kl_target, r.alpha_init, r.beta_init) == \
         (151, 0.0, 150.0, 0.1, 0.01, 0.01)
     validate(cfg)
+
+
+def test_field_names_are_unique_across_the_groups():
+    names = flat_names()
+    assert len(names) == len(set(names))
+    assert not set(names) & set(GROUPS)
+
+
+def test_replace_routes_flat_names_to_their_group():
+    cfg = Config().replace(kl_target=0.2, clip_eps=0.3, compile="off", num_envs=8)
+    assert (cfg.reppo.kl_target, cfg.ppo.clip_eps, cfg.torch.compile, cfg.num_envs) == (0.2, 0.3, "off", 8)
+    assert Config().reppo.kl_target == 0.1  # a copy: the default is untouched
+    assert cfg.flat()["kl_target"] == 0.2 and set(cfg.flat()) == set(flat_names())
+    with pytest.raises(ConfigError, match=r"unknown config field 'kl_targt'; closest: kl_target"):
+        Config().replace(kl_targt=0.2)
 
 
 def test_presets_apply_and_cli_overrides_win(capsys):
@@ -26,22 +45,36 @@ def test_presets_apply_and_cli_overrides_win(capsys):
     assert cfg.env == "CartpoleBalance"
     assert "env: Cartpole -> CartpoleBalance" in capsys.readouterr().out
     assert cfg.num_envs == 16  # CLI over preset
-    assert cfg.num_steps == PRESETS["cpu"]["num_steps"]  # preset over default
-    assert preset_config("maniskill", "maniskill").v_min == -15.0
-    assert preset_config("auto", "dmc") == dataclasses.replace(Config(), preset="dmc")
+    assert cfg.num_steps == PRESETS["cpu", "reppo"]["num_steps"]  # preset over default
+    assert (cfg.algo, cfg.preset) == ("reppo", "cpu")
+    assert preset_config("maniskill", "maniskill").reppo.v_min == -15.0
+    assert preset_config("auto", "dmc") == Config().replace(preset="dmc")
+
+
+def test_group_fields_are_flat_flags():
+    cfg, _ = parse_args(["--env", "CartpoleBalance", "--framework", "torch", "--kl-target", "0.2",
+                         "--kl-estimator", "analytic", "--clip-eps", "0.3", "--compile", "off",
+                         "--no-cuda-graphs", "--kernel-overrides", "lambda_returns", "reference"])
+    assert (cfg.reppo.kl_target, cfg.reppo.kl_estimator, cfg.ppo.clip_eps) == (0.2, "analytic", 0.3)
+    assert (cfg.torch.compile, cfg.torch.cuda_graphs) == ("off", False)
+    assert cfg.kernel_overrides == {"lambda_returns": "reference"}
 
 
 def test_maniskill_defaults_to_torch_and_a_cpu_preset_without_cuda(monkeypatch):
-    import reppo_fast.config as config
-
-    monkeypatch.setattr(config, "_cuda_available", lambda: False)
-    cfg = preset_config("auto", "maniskill", env="PickCube-v1")
-    assert (cfg.preset, cfg.framework, cfg.gamma, cfg.v_min, cfg.v_max) == ("maniskill_cpu", "torch", None, -15, 15)
+    cfg = preset_config("auto", "maniskill", env="PickCube-v1", cuda=False)
+    assert (cfg.preset, cfg.framework, cfg.gamma, cfg.reppo.v_min, cfg.reppo.v_max) == \
+        ("maniskill_cpu", "torch", None, -15, 15)
     assert cfg.num_envs <= 16  # one process per env on CPU
     assert preset_config("cpu", "maniskill").preset == "maniskill_cpu"
-    monkeypatch.setattr(config, "_cuda_available", lambda: True)
-    assert preset_config("auto", "maniskill").num_envs == Config().num_envs
+    assert preset_config("auto", "maniskill", cuda=True).num_envs == Config().num_envs
     validate(cfg)
+    with pytest.raises(ConfigError, match="pass cuda=True or False"):
+        preset_config("auto", "maniskill")
+    # The command line probes the machine, and only for ManiSkill.
+    monkeypatch.setattr(train, "_cuda_available", lambda: False)
+    assert parse_args(["--env", "PickCube-v1"])[0].preset == "maniskill_cpu"
+    monkeypatch.setattr(train, "_cuda_available", lambda: True)
+    assert parse_args(["--env", "PickCube-v1"])[0].preset == "maniskill"
 
 
 @pytest.mark.parametrize("changes, field", [
@@ -53,19 +86,27 @@ def test_maniskill_defaults_to_torch_and_a_cpu_preset_without_cuda(monkeypatch):
     ({"gamma": 0.0}, "gamma"),
     ({"lmbda": 1.5}, "lmbda"),
     ({"v_min": 10.0, "v_max": 0.0}, "v_min"),
+    ({"kl_target": 0.0}, "kl_target"),
+    ({"kl_estimator": "exact"}, "kl_estimator"),
+    ({"critic_layers": 0}, "critic_layers"),
+    ({"entropy_coef": -1.0}, "entropy_coef"),
+    ({"compile": "yes"}, "compile"),
+    ({"env_impl": "mjx"}, "env_impl"),
     ({"framework": "tensorflow"}, "framework"),
-    ({"kernels": "cuda"}, "backend"),
-    ({"framework": "jax", "kernels": "triton"}, "backend"),
-    ({"kernel_overrides": {"softmax": "reference"}}, "op"),
+    ({"kernels": "cuda"}, "kernels"),
+    ({"framework": "jax", "kernels": "triton"}, "kernels: unknown backend 'triton' for framework 'jax'"),
+    ({"kernel_overrides": {"softmax": "reference"}}, "kernel_overrides: unknown op"),
+    ({"preset": "ppo"}, "preset"),
+    ({"algo": "ppo", "preset": "maniskill"}, "preset"),
 ])
 def test_invalid_values_name_the_field(changes, field):
     with pytest.raises(ConfigError, match=field):
-        validate(dataclasses.replace(Config(), **changes))
+        validate(Config().replace(**changes))
 
 
 def test_divisibility_error_suggests_a_divisor():
     with pytest.raises(ConfigError, match=r"pick a divisor of 15 \(e.g. 3\)"):
-        validate(dataclasses.replace(Config(), num_envs=3, num_steps=5, num_minibatches=4))
+        validate(Config().replace(num_envs=3, num_steps=5, num_minibatches=4))
 
 
 def test_cli_errors_are_one_line_and_exit_2(capsys):
@@ -74,17 +115,68 @@ def test_cli_errors_are_one_line_and_exit_2(capsys):
     assert "\n" not in err and "closest" in err and "HumanoidRun" in err
     assert main(["--env", "CartpoleBalance", "--gamma", "1.5"]) == 2
     assert "gamma" in capsys.readouterr().err
+    assert main(["--env", "CartpoleBalance", "--preset", "ppo_cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--algo ppo --preset cpu" in err
+    assert main(["--env", "PickCube-v1", "--algo", "ppo", "--preset", "maniskill"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no 'maniskill' preset for --algo ppo" in err and "cpu (reppo, ppo)" in err
 
 
-def test_help_lists_field_docs():
+def test_help_lists_field_docs_by_group():
     out = subprocess.run([sys.executable, "-m", "reppo_fast.train", "--help"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "--num-envs" in out.stdout and "Parallel environments" in out.stdout
+    for section, flag in [("reppo options", "--kl-target"), ("ppo options", "--clip-eps"),
+                          ("torch options", "--cuda-graphs")]:
+        title = f"─ {section} ─"  # the section box's title ("ppo options" is in "reppo options")
+        assert title in out.stdout and flag in out.stdout.split(title)[1].split("╰")[0]
 
 
-def test_config_json_round_trip():
-    cfg = dataclasses.replace(Config(), env="CartpoleBalance", kernel_overrides={"tanh_normal": "reference"})
+def test_importing_the_config_loads_no_framework_and_no_kernels():
+    code = ("import sys, reppo_fast.config;"
+            "print(sorted(m for m in ('torch', 'jax', 'reppo_fast.kernels') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_config_json_is_nested_and_round_trips():
+    cfg = Config().replace(env="CartpoleBalance", kernel_overrides={"tanh_normal": "reference"},
+                           kl_target=0.2)
+    assert json.loads(cfg.to_json())["reppo"]["kl_target"] == 0.2
     assert Config.from_json(cfg.to_json()) == cfg
     with pytest.raises(ConfigError, match="unknown fields"):
         Config.from_json('{"not_a_field": 1}')
+    with pytest.raises(ConfigError, match=r"unknown fields \['ppo.kl_target'\]"):
+        Config.from_json('{"ppo": {"kl_target": 0.2}}')
+
+
+def test_a_flat_config_saved_before_the_groups_still_reads():
+    old = {**{k: v for k, v in json.loads(Config().to_json()).items() if k not in GROUPS},
+           **dataclasses.asdict(Config().reppo), **dataclasses.asdict(Config().ppo),
+           **dataclasses.asdict(Config().torch), "algo": "ppo", "preset": "ppo_cpu", "clip_eps": 0.3,
+           "compile": "off"}
+    cfg = Config.from_json(json.dumps(old))
+    assert cfg == Config().replace(algo="ppo", preset="cpu", clip_eps=0.3, compile="off")
+
+
+def _saved_run(tmp_path, text):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "ckpt_00000001.npz").touch()
+    (tmp_path / "config.json").write_text(text)
+    return str(tmp_path)
+
+
+def test_resume_refuses_changed_group_fields(tmp_path):
+    run_dir = _saved_run(tmp_path, Config().replace(env="ToyPointMass", preset="dmc").to_json())
+    with pytest.raises(ConfigError, match=r"cannot change kl_target, compile \("):
+        parse_args(["--resume", run_dir, "--kl-target", "0.3", "--compile", "on"])
+    cfg, resume = parse_args(["--resume", run_dir, "--total-steps", "1000"])
+    assert resume and cfg.total_steps == 1000 and cfg.run_dir == run_dir
+
+
+def test_resume_reads_a_flat_config(tmp_path):
+    flat = {**Config().replace(env="ToyPointMass").flat(), "algo": "ppo", "preset": "ppo", "clip_eps": 0.3}
+    cfg, _ = parse_args(["--resume", _saved_run(tmp_path, json.dumps(flat))])
+    assert (cfg.algo, cfg.preset, cfg.ppo.clip_eps) == ("ppo", "dmc", 0.3)

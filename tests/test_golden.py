@@ -6,7 +6,6 @@ elsewhere another CPU may round a float32 sum differently, so the default is a t
 deliberately, when behaviour is meant to change: `REPPO_FAST_GOLDEN=record pytest tests/test_golden.py`.
 """
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -30,7 +29,7 @@ CASES = [(env, algo, framework) for env in ("ToyPointMass", "CartpoleBalance") f
 def _run(env: str, algo: str, framework: str) -> dict:
     """Metrics of ITERATIONS iterations, one evaluation, and per checkpoint array its shape and float64
     sum and sum of squares (a fingerprint that a misplaced or changed value moves)."""
-    cfg = dataclasses.replace(Config(), **TINY, env=env, algo=algo, framework=framework)
+    cfg = Config().replace(**TINY, env=env, algo=algo, framework=framework)
     cfg, trainer, _, _, _ = _build(cfg)
     state = trainer.init_state(cfg.seed)
     metrics = []

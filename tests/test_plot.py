@@ -1,6 +1,5 @@
 """The plot command on real tiny runs, and the reliable-performance metric on hand-made curves."""
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +33,8 @@ def test_plot_writes_a_png_of_real_runs(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     dirs = []
     for algo, seed in (("reppo", 0), ("ppo", 0), ("ppo", 1)):
-        cfg = dataclasses.replace(
-            Config(), env="ToyPointMass", algo=algo, seed=seed, num_envs=8, num_steps=8, num_epochs=1,
+        cfg = Config().replace(
+            env="ToyPointMass", algo=algo, seed=seed, num_envs=8, num_steps=8, num_epochs=1,
             num_minibatches=2, actor_hidden=16, actor_layers=2, critic_hidden=16, critic_layers=2,
             num_bins=21, v_min=0.0, v_max=100.0, num_eval_envs=4, eval_interval=1, checkpoint_interval=10,
             progress=False, gamma=0.99, total_steps=3 * 64, run_dir=str(tmp_path / f"{algo}{seed}"))

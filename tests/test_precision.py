@@ -2,7 +2,6 @@
 at its own, and the choice recorded in meta.json. A CPU computes float32 either way, so the JAX side is
 checked in the lowered program (the precision every dot_general carries) rather than in numbers."""
 
-import dataclasses
 import json
 import re
 from typing import NamedTuple
@@ -30,7 +29,7 @@ def _dot_precisions(text: str) -> set[str]:
 @pytest.mark.parametrize("algo", ["reppo", "ppo"])
 @pytest.mark.parametrize("precision", ["tf32", "float32"])
 def test_jax_iteration_runs_every_network_matmul_at_the_chosen_precision(algo, precision):
-    cfg = dataclasses.replace(Config(), **TINY, algo=algo, matmul_precision=precision)
+    cfg = Config().replace(**TINY, algo=algo, matmul_precision=precision)
     cfg, trainer, _, _, _ = _build(cfg)
     state = trainer.init_state(0)
     assert _dot_precisions(trainer.iteration.lower(state).as_text()) == {XLA_NAME[precision]}
@@ -80,8 +79,8 @@ def test_torch_setting_follows_the_field():
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])
 def test_meta_json_records_the_precision(tmp_path, framework):
-    cfg = dataclasses.replace(Config(), **TINY, framework=framework, matmul_precision="float32",
-                              total_steps=32, run_dir=str(tmp_path / framework))
+    cfg = Config().replace(**TINY, framework=framework, matmul_precision="float32",
+                           total_steps=32, run_dir=str(tmp_path / framework))
     before = torch.get_float32_matmul_precision()
     try:
         meta = json.loads((run(cfg) / "meta.json").read_text())
@@ -92,4 +91,4 @@ def test_meta_json_records_the_precision(tmp_path, framework):
 
 def test_an_unknown_precision_is_refused_naming_the_field():
     with pytest.raises(ConfigError, match="matmul_precision"):
-        validate(dataclasses.replace(Config(), matmul_precision="bf16"))
+        validate(Config().replace(matmul_precision="bf16"))

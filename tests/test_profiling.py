@@ -1,6 +1,5 @@
 """NVTX ranges: nothing is called when profiling is off; with --profile every phase is a balanced range."""
 
-import dataclasses
 
 import nvtx
 import pytest
@@ -61,8 +60,8 @@ def test_a_range_closes_when_its_body_raises(recorded):
 
 
 def test_profiled_eager_torch_run_emits_every_phase_and_op(recorded, tmp_path):
-    cfg = dataclasses.replace(Config(), **TINY, framework="torch", compile="off", profile=True,
-                              profile_warmup=1, run_dir=str(tmp_path / "run"))
+    cfg = Config().replace(**TINY, framework="torch", compile="off", profile=True,
+                           profile_warmup=1, run_dir=str(tmp_path / "run"))
     run(cfg)
     expected = set(profiling.PHASES) | {profiling.CAPTURE, "op/tanh_normal", "op/hl_gauss_ce",
                                         "op/hl_gauss_decode", "op/lambda_returns"}
@@ -75,8 +74,8 @@ def test_profiled_eager_torch_run_emits_every_phase_and_op(recorded, tmp_path):
 
 def test_profiled_compiled_torch_run_keeps_ranges_out_of_compiled_code(recorded, tmp_path):
     """An NVTX call inside torch.compile'd code would break the graph: only host-side ranges remain."""
-    cfg = dataclasses.replace(Config(), **TINY, framework="torch", compile="on", profile=True,
-                              run_dir=str(tmp_path / "run"))
+    cfg = Config().replace(**TINY, framework="torch", compile="on", profile=True,
+                           run_dir=str(tmp_path / "run"))
     run(cfg)
     pushed = _pushed(recorded)
     assert {"rollout", "returns", "update", "eval"} <= pushed
@@ -85,7 +84,7 @@ def test_profiled_compiled_torch_run_keeps_ranges_out_of_compiled_code(recorded,
 
 
 def test_unprofiled_run_emits_no_range(recorded, tmp_path):
-    cfg = dataclasses.replace(Config(), **TINY, framework="torch", run_dir=str(tmp_path / "run"))
+    cfg = Config().replace(**TINY, framework="torch", run_dir=str(tmp_path / "run"))
     run(cfg)
     assert recorded == []
 
@@ -95,12 +94,12 @@ def test_jax_iteration_names_phases_and_ops_in_its_lowered_program(tmp_path):
     is what XLA turns into NVTX ranges on GPU."""
     import jax
 
-    from reppo_fast.kernels import bind
     from reppo_fast.envs import make_env
+    from reppo_fast.kernels import bind
     from reppo_fast.on_jax.reppo import ALGORITHM
     from reppo_fast.on_jax.trainer import Trainer
 
-    cfg = dataclasses.replace(Config(), **TINY, profile=True, gamma=0.99)
+    cfg = Config().replace(**TINY, profile=True, gamma=0.99)
     env = make_env(cfg.env, num_envs=cfg.num_envs)
     trainer = Trainer(cfg, env, env, bind("jax", "reference"), ALGORITHM)
     text = jax.jit(trainer._iteration).lower(trainer.init_state(0)).as_text(debug_info=True)

@@ -1,5 +1,5 @@
-"""The JAX environment contract (docs/algorithms.md section 1): batching, time limits, true terminal observations,
-non-finite physics handling and auto-reset, as pure jit-able functions over a raw single-env.
+"""The JAX environment contract (docs/algorithms.md section 1): batching, time limits, true terminal
+observations, non-finite physics handling and auto-reset, as pure jit-able functions over a raw single-env.
 
 A raw env has mujoco_playground's MjxEnv single-env API: `reset(key) -> state`,
 `step(state, action) -> state`, with state.obs [O], state.reward [], state.done [] (float), and the

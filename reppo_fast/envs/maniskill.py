@@ -29,8 +29,12 @@ import torch
 
 from reppo_fast.envs.contract_torch import EnvStep, TorchVecEnv, apply_contract
 from reppo_fast.envs.maniskill_sim import (
-    VULKAN_HINT, ManiSkillSim, NoVulkanError, registered_max_episode_steps,
-    require_assets, vulkan_error,
+    VULKAN_HINT,
+    ManiSkillSim,
+    NoVulkanError,
+    registered_max_episode_steps,
+    require_assets,
+    vulkan_error,
 )
 from reppo_fast.envs.names import UnsupportedEnvError, resolve_env
 

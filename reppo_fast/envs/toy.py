@@ -9,7 +9,14 @@ import jax
 import jax.numpy as jnp
 
 from reppo_fast.envs.toy_common import (
-    BOUND, DEFAULT_ACTION_SIZE, DT, FORCE_GAIN, INIT_RANGE, REWARD_SHARPNESS, VELOCITY_DECAY, ToyData,
+    BOUND,
+    DEFAULT_ACTION_SIZE,
+    DT,
+    FORCE_GAIN,
+    INIT_RANGE,
+    REWARD_SHARPNESS,
+    VELOCITY_DECAY,
+    ToyData,
     ToyState,
 )
 

@@ -9,18 +9,19 @@ environment-variable switch.
 
 import importlib
 import importlib.util
-import os
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
+# The choices are config values: their tables live with the config (which imports nothing heavy), and
+# validate_choice is the one check of them, for the config and for `bind` alike. BACKENDS and FRAMEWORKS
+# are re-exported by the package.
+from reppo_fast.config import BACKENDS, FRAMEWORKS, OPS, validate_choice  # noqa: F401
+
 logger = logging.getLogger(__name__)
 
-FRAMEWORKS = ("jax", "torch")
-BACKENDS = {"jax": ("auto", "reference", "pallas"), "torch": ("auto", "reference", "triton")}
-# hl_gauss_decode and hl_gauss_hist travel with hl_gauss_ce (same module, same backend).
-OPS = ("tanh_normal", "hl_gauss_ce", "lambda_returns")
 _OP_FUNCTIONS = {
     "tanh_normal": ("tanh_normal",),
     "hl_gauss_ce": ("hl_gauss_ce", "hl_gauss_decode", "hl_gauss_hist"),
@@ -61,23 +62,6 @@ class KernelSet:
     hl_gauss_hist: Callable
     lambda_returns: Callable
     bound: dict[str, str]  # op -> backend actually bound ("reference", "triton", ...), never "auto"
-
-
-def validate_choice(framework: str, backend: str = "auto",
-                    overrides: Mapping[str, str] | None = None) -> None:
-    """Raise ValueError naming the bad value and the allowed ones. Imports nothing heavy."""
-    if framework not in FRAMEWORKS:
-        raise ValueError(f"unknown framework {framework!r}; choose one of {FRAMEWORKS}")
-    allowed = BACKENDS[framework]
-    if backend not in allowed:
-        raise ValueError(f"unknown backend {backend!r} for framework {framework!r}; choose one of {allowed}")
-    for op, op_backend in (overrides or {}).items():
-        if op not in OPS:
-            raise ValueError(f"unknown op {op!r} in overrides; choose among {OPS} "
-                             "(hl_gauss_decode and hl_gauss_hist follow hl_gauss_ce)")
-        if op_backend not in allowed:
-            raise ValueError(f"unknown backend {op_backend!r} for op {op!r} on framework {framework!r}; "
-                             f"choose one of {allowed}")
 
 
 def _resolve_auto(framework: str, op: str) -> str:

@@ -20,6 +20,7 @@ from reppo_fast.on_jax.common import episode_stats, norm_init, normalize, scan_m
 from reppo_fast.precision import matmul_precision
 from reppo_fast.profiling import instrument_kernels
 
+
 class RolloutCarry(NamedTuple):
     env: Any                 # EnvState
     norm: Any                # NormState

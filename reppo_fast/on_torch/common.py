@@ -29,7 +29,7 @@ def norm_init(obs_size: int, device=None) -> NormState:
 
 
 def norm_update(state: NormState, obs: torch.Tensor) -> NormState:
-    """Chan et al.'s parallel update with a batch obs [N, O] (see on_jax.normalizer.norm_update)."""
+    """Chan et al.'s parallel update with a batch obs [N, O] (see on_jax.common.norm_update)."""
     n_b = float(obs.shape[0])
     mean_b = obs.mean(dim=0)
     var_b = obs.var(dim=0, unbiased=False)

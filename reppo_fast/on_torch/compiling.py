@@ -19,8 +19,8 @@ from torch.utils import _pytree as pytree
 
 def compile_mode(cfg, device: torch.device) -> tuple[bool, str | None]:
     """(compile on?, torch.compile mode): `auto` compiles on CUDA only; CUDA graphs need CUDA."""
-    compile_on = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
-    mode = "reduce-overhead" if compile_on and cfg.cuda_graphs and device.type == "cuda" else None
+    compile_on = cfg.torch.compile == "on" or (cfg.torch.compile == "auto" and device.type == "cuda")
+    mode = "reduce-overhead" if compile_on and cfg.torch.cuda_graphs and device.type == "cuda" else None
     return compile_on, mode
 
 

@@ -17,8 +17,15 @@ import numpy as np
 import torch
 
 from reppo_fast.algorithm import Algorithm
-from reppo_fast.on_torch.common import (NormState, episode_stats, mean_metrics, minibatches, norm_init,
-                                        normalize, train_metrics)
+from reppo_fast.on_torch.common import (
+    NormState,
+    episode_stats,
+    mean_metrics,
+    minibatches,
+    norm_init,
+    normalize,
+    train_metrics,
+)
 from reppo_fast.on_torch.compiling import compile_mode, compiled
 from reppo_fast.precision import set_matmul_precision
 from reppo_fast.profiling import NO_RANGES, Ranges, instrument_kernels
@@ -78,7 +85,7 @@ class Trainer:
 
     def describe(self) -> dict:
         return {"torch": torch.__version__, "device": str(self.device), "compiled": self.compiled,
-                "compile_mode": self.mode, "bf16": self.cfg.bf16, "algorithm": self.algo.name,
+                "compile_mode": self.mode, "bf16": self.cfg.torch.bf16, "algorithm": self.algo.name,
                 "matmul_precision": {"networks": self.cfg.matmul_precision,
                                      "torch_float32_matmul": torch.get_float32_matmul_precision()}}
 

@@ -1,4 +1,5 @@
-"""The JAX env contract (docs/algorithms.md section 1) on ToyPointMass: true terminal obs, counters, NaN handling."""
+"""The JAX env contract (docs/algorithms.md section 1) on ToyPointMass: true terminal obs, counters, NaN
+handling."""
 
 import jax
 import jax.numpy as jnp

@@ -7,7 +7,13 @@ import pytest
 
 from reppo_fast.envs import UnsupportedEnvError, make_env
 from reppo_fast.envs.names import (
-    ALIASES, DMC_TASKS, MANISKILL_TASKS, SUITES, UnknownEnvError, describe_names, resolve_env,
+    ALIASES,
+    DMC_TASKS,
+    MANISKILL_TASKS,
+    SUITES,
+    UnknownEnvError,
+    describe_names,
+    resolve_env,
 )
 
 

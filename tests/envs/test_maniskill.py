@@ -22,7 +22,11 @@ pytest.importorskip("mani_skill", reason="ManiSkill3 is not installed (pip insta
 
 from reppo_fast.envs.maniskill import make_maniskill_env  # noqa: E402
 from reppo_fast.envs.maniskill_sim import (  # noqa: E402
-    MissingAssetsError, _no_asset_prompts, missing_assets, registered_max_episode_steps, vulkan_error,
+    MissingAssetsError,
+    _no_asset_prompts,
+    missing_assets,
+    registered_max_episode_steps,
+    vulkan_error,
 )
 from reppo_fast.envs.names import MANISKILL_TASKS  # noqa: E402
 

@@ -14,7 +14,10 @@ pytest.importorskip("mujoco_playground")
 
 from reppo_fast.envs import make_torch_env  # noqa: E402
 from reppo_fast.envs.playground_torch import (  # noqa: E402
-    PlaygroundTorchEnv, jax_to_torch, resolve_device, torch_to_jax,
+    PlaygroundTorchEnv,
+    jax_to_torch,
+    resolve_device,
+    torch_to_jax,
 )
 
 NUM_ENVS, EPISODE_LENGTH = 4, 3

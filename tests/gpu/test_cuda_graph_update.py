@@ -24,8 +24,8 @@ import torch
 from reppo_fast.config import preset_config, validate
 from reppo_fast.envs import make_torch_env
 from reppo_fast.kernels import bind
-from reppo_fast.on_torch.reppo.losses import Batch
 from reppo_fast.on_torch.reppo import ALGORITHM as REPPO
+from reppo_fast.on_torch.reppo.losses import Batch
 from reppo_fast.on_torch.trainer import Trainer
 
 STEPS = 4
@@ -59,9 +59,10 @@ def _batches(trainer: Trainer, count: int) -> list[tuple[Batch, tuple]]:
 
     return [(Batch(obs=normal(rows, env.obs_size), action=torch.tanh(normal(rows, act)), reward=normal(rows),
                    terminated=uniform(0, 1, rows) < 0.05, truncated=uniform(0, 1, rows) < 0.05,
-                   returns=uniform(cfg.v_min, cfg.v_max, rows), next_features=normal(rows, cfg.critic_hidden),
+                   returns=uniform(cfg.reppo.v_min, cfg.reppo.v_max, rows),
+                   next_features=normal(rows, cfg.critic_hidden),
                    old_mean=normal(rows, act), old_log_std=uniform(-2.0, 0.5, rows, act)),
-             _split(normal(1 + cfg.kl_samples, rows, act))) for _ in range(count)]
+             _split(normal(1 + cfg.reppo.kl_samples, rows, act))) for _ in range(count)]
 
 
 def _split(noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,5 +1,6 @@
-"""Fixtures shared by the kernel tests: the accuracy bar, ahead-of-time compilation of the Triton kernels and
-the CUDA cross-lowering of the Pallas ones."""
+"""Fixtures shared by the kernel tests: the accuracy bar, ahead-of-time compilation of the Triton kernels,
+the CUDA cross-lowering of the Pallas ones, and the oracles, cases and argument checks that the reference,
+Pallas and Triton tests of one op share (fixtures, so that no test module imports another)."""
 
 import contextlib
 import json
@@ -125,3 +126,168 @@ def lower_for_cuda():
     """`lower_for_cuda(fn, *avals, device_kind="NVIDIA H100") -> StableHLO text`: the Pallas kernels'
     CUDA lowering (call the ops with interpret=False), on a CPU-only jaxlib of jax 0.10 or 0.11."""
     return _lower_for_cuda
+
+
+def _n_step(rewards, next_values, terminated, truncated, t, n, gamma):
+    """G^(n)_t for one column: stops at the first terminated (no bootstrap) or truncated step."""
+    total = 0.0
+    for k in range(n):
+        total += gamma**k * rewards[t + k]
+        if terminated[t + k]:
+            return total
+        if truncated[t + k]:
+            return total + gamma ** (k + 1) * next_values[t + k]
+    return total + gamma**n * next_values[t + n - 1]
+
+
+def _oracle_lambda_returns(rewards, next_values, terminated, truncated, gamma, lmbda):
+    """G^lambda_t = (1 - lmbda) sum_{n<L} lmbda^(n-1) G^(n) + lmbda^(L-1) G^(L), L = T - t; float64."""
+    rewards, next_values = np.float64(rewards), np.float64(next_values)
+    terminated, truncated = np.asarray(terminated) != 0, np.asarray(truncated) != 0
+    num_steps, num_envs = rewards.shape
+    out = np.zeros((num_steps, num_envs))
+    for env in range(num_envs):
+        cols = (rewards[:, env], next_values[:, env], terminated[:, env], truncated[:, env])
+        for t in range(num_steps):
+            horizon = num_steps - t
+            n_step = [_n_step(*cols, t, n, gamma) for n in range(1, horizon + 1)]
+            weights = [(1 - lmbda) * lmbda ** (n - 1) for n in range(1, horizon)] + [lmbda ** (horizon - 1)]
+            out[t, env] = np.dot(weights, n_step)
+    return out
+
+
+@pytest.fixture(scope="session")
+def oracle_lambda_returns():
+    """`oracle_lambda_returns(rewards, next_values, terminated, truncated, gamma, lmbda)`: float64 lambda
+    returns by brute force over the n-step returns, sharing no recursion with the code under test."""
+    return _oracle_lambda_returns
+
+
+def _rollout(seed, num_steps, num_envs, flags="random", value_scale=5.0, reward_scale=1.0, flag_dtype=bool):
+    """Numpy float64 rewards/next_values and flags [T, N] (flag_dtype); column 0 carries the special flags."""
+    rng = np.random.default_rng(seed)
+    rewards = rng.normal(size=(num_steps, num_envs)) * reward_scale
+    next_values = rng.normal(size=(num_steps, num_envs)) * value_scale
+    terminated = rng.random((num_steps, num_envs)) < 0.1
+    truncated = rng.random((num_steps, num_envs)) < 0.1
+    if flags == "all_terminated":
+        terminated[:, 0] = True
+    if flags == "all_truncated":
+        truncated[:, 0] = True
+    if flags == "both":
+        terminated[::3, 0] = truncated[::3, 0] = True  # terminated must win
+    return rewards, next_values, terminated.astype(flag_dtype), truncated.astype(flag_dtype)
+
+
+@pytest.fixture(scope="session")
+def rollout():
+    """`rollout(seed, num_steps, num_envs, flags="random", value_scale=5.0, reward_scale=1.0,
+    flag_dtype=bool)`: random inputs of lambda_returns; flags "all_terminated", "all_truncated" or "both"
+    set in column 0."""
+    return _rollout
+
+
+# The kernels' float64 cases against the oracle: every flag set in column 0, with one step or several, one
+# env or several (a kernel's block masks and padding); each (flags, shape) its own seed.
+_ORACLE_SHAPES = [(1, 1), (1, 4), (12, 1), (8, 37)]
+_ORACLE_FLAG_SETS = ["random", "all_terminated", "all_truncated", "both"]
+_ORACLE_CASES = [(flags, shape) for flags in _ORACLE_FLAG_SETS for shape in _ORACLE_SHAPES]
+
+
+@pytest.fixture(params=_ORACLE_CASES, ids=[f"{f}-shape{_ORACLE_SHAPES.index(s)}" for f, s in _ORACLE_CASES])
+def oracle_rollout(request):
+    """(shape, rollout) of a lambda-returns kernel's float64 check against `oracle_lambda_returns`."""
+    flags, shape = request.param
+    seed = 10 * _ORACLE_SHAPES.index(shape) + _ORACLE_FLAG_SETS.index(flags)
+    return shape, _rollout(seed, *shape, flags=flags)
+
+
+_EXTREME_DISCOUNTS = [  # (gamma, lmbda, reward_scale, value_scale)
+    (0.999, 0.95, 1e3, 1e5),  # large returns, gamma close to 1
+    (1.0, 1.0, 1.0, 1e-30),  # undiscounted Monte-Carlo returns, tiny values
+    (0.5, 0.3, 1e-3, 1e30),  # huge values: still finite in fp32
+]
+
+
+@pytest.fixture(params=_EXTREME_DISCOUNTS, ids=["-".join(map(str, p)) for p in _EXTREME_DISCOUNTS])
+def extreme_rollout(request):
+    """(gamma, lmbda, rollout) at the extremes of the discounts and of the rewards' and values' scales."""
+    gamma, lmbda, reward_scale, value_scale = request.param
+    return gamma, lmbda, _rollout(3, 37, 5, reward_scale=reward_scale, value_scale=value_scale)
+
+
+def _assert_lambda_returns_shape_errors(lambda_returns, rewards, next_values, terminated, truncated):
+    with pytest.raises(ValueError, match="share one"):
+        lambda_returns((rewards, next_values[:2], terminated, truncated))
+    with pytest.raises(ValueError, match="T >= 1"):
+        lambda_returns((rewards[:0], next_values[:0], terminated[:0], truncated[:0]))
+
+
+@pytest.fixture(scope="session")
+def assert_lambda_returns_shape_errors():
+    """`assert_lambda_returns_shape_errors(kernel, rewards, next_values, terminated, truncated)`, `kernel`
+    taking the four as one tuple: the references' ValueErrors, for inputs of two shapes and for T = 0."""
+    return _assert_lambda_returns_shape_errors
+
+
+def _tanh_normal_inputs(seed, B, A, S, dtype=np.float32):
+    """[mean, log_std, noise, old_mean, old_log_std, old_noise] as numpy dtype: [B, A] each, old_noise
+    [S, B, A]; means and noises ~ N(0, 1), log-stds uniform in [-2, 0.5)."""
+    rng = np.random.default_rng(seed)
+    mean, old_mean = rng.normal(size=(2, B, A))
+    log_std, old_log_std = rng.uniform(-2.0, 0.5, size=(2, B, A))
+    noise = rng.normal(size=(B, A))
+    old_noise = rng.normal(size=(S, B, A))
+    return [x.astype(dtype) for x in (mean, log_std, noise, old_mean, old_log_std, old_noise)]
+
+
+@pytest.fixture(scope="session")
+def tanh_normal_inputs():
+    """`tanh_normal_inputs(seed, B, A, S, dtype=np.float32)`: the six numpy inputs of tanh_normal."""
+    return _tanh_normal_inputs
+
+
+def _kl_mode_args(inputs, mode):
+    """The arguments of tanh_normal for a KL mode: none, analytic (old mean and log-std) or sampled (and
+    old noise)."""
+    return inputs[:3] + {"none": [], "analytic": inputs[3:5], "sampled": inputs[3:]}[mode]
+
+
+@pytest.fixture(scope="session")
+def kl_mode_args():
+    """`kl_mode_args(inputs, mode)`: the first 3, 5 or 6 of the six tanh_normal inputs (a list)."""
+    return _kl_mode_args
+
+
+def _assert_tanh_normal_argument_errors(tanh_normal, mean, log_std, noise, old_mean, old_log_std, old_noise):
+    with pytest.raises(ValueError, match="together"):
+        tanh_normal(mean, log_std, noise, old_mean)
+    with pytest.raises(ValueError, match="needs old_mean"):
+        tanh_normal(mean, log_std, noise, old_noise=old_noise)
+    with pytest.raises(ValueError, match="old_noise must be"):
+        tanh_normal(mean, log_std, noise, old_mean, old_log_std, old_noise[0])
+
+
+@pytest.fixture(scope="session")
+def assert_tanh_normal_argument_errors():
+    """`assert_tanh_normal_argument_errors(tanh_normal, *six_inputs)`: the ValueErrors that references and
+    kernels alike raise for half an old policy, old noise without one, and old noise of the wrong rank."""
+    return _assert_tanh_normal_argument_errors
+
+
+def _assert_hl_gauss_argument_errors(module, logits, targets, **support):
+    with pytest.raises(ValueError, match="must match"):
+        module.hl_gauss_ce(logits, targets[:3], **support)
+    with pytest.raises(ValueError, match="num_bins"):
+        module.hl_gauss_hist(targets, num_bins=1, **support)
+    with pytest.raises(ValueError, match="v_min < v_max"):
+        module.hl_gauss_ce(logits, targets, v_min=1.0, v_max=1.0)
+    with pytest.raises(ValueError, match="sigma_ratio"):
+        module.hl_gauss_ce(logits, targets, **support, sigma_ratio=0.0)
+
+
+@pytest.fixture(scope="session")
+def assert_hl_gauss_argument_errors():
+    """`assert_hl_gauss_argument_errors(module, logits, targets, v_min=..., v_max=...)`: the ValueErrors a
+    kernel module raises for more targets than logits rows, one bin, an empty support and sigma_ratio 0."""
+    return _assert_hl_gauss_argument_errors

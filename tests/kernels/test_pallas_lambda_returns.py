@@ -11,29 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_ref_lambda_returns import oracle_lambda_returns  # tests/kernels is on sys.path
 
 from reppo_fast.kernels import reference_jax
 from reppo_fast.kernels.pallas_ops import lambda_returns as pallas_module
 
 GAMMA = 0.97
 TRITON_CALL = "__gpu$xla.gpu.triton"
-
-
-def _case(seed, num_steps, num_envs, flags="random", value_scale=5.0, reward_scale=1.0):
-    """Numpy float64 rewards/next_values and bool flags [T, N]; column 0 carries the special flags."""
-    rng = np.random.default_rng(seed)
-    rewards = rng.normal(size=(num_steps, num_envs)) * reward_scale
-    next_values = rng.normal(size=(num_steps, num_envs)) * value_scale
-    terminated = rng.random((num_steps, num_envs)) < 0.1
-    truncated = rng.random((num_steps, num_envs)) < 0.1
-    if flags == "all_terminated":
-        terminated[:, 0] = True
-    if flags == "all_truncated":
-        truncated[:, 0] = True
-    if flags == "both":
-        terminated[::3, 0] = truncated[::3, 0] = True  # terminated must win
-    return rewards, next_values, terminated, truncated
 
 
 def _cast(data, dtype, flag_dtype=bool):
@@ -66,15 +49,12 @@ def _assert_within_twice_the_reference_error(assert_within_bar, args, gamma=GAMM
     assert_within_bar(got, _reference(args, gamma, lmbda), gold, floor_ulps=4)
 
 
-CASES = [(1, 1), (1, 4), (12, 1), (8, 37)]
 FLAG_SETS = ["random", "all_terminated", "all_truncated", "both"]
 
 
 @pytest.mark.parametrize("lmbda", [0.0, 0.95, 1.0])
-@pytest.mark.parametrize("shape", CASES)
-@pytest.mark.parametrize("flags", FLAG_SETS)
-def test_float64_matches_n_step_oracle(lmbda, shape, flags):
-    data = _case(10 * CASES.index(shape) + FLAG_SETS.index(flags), *shape, flags=flags)
+def test_float64_matches_n_step_oracle(lmbda, oracle_rollout, oracle_lambda_returns):
+    shape, data = oracle_rollout
     with jax.enable_x64(True):
         got = _kernel(_cast(data, jnp.float64), lmbda=lmbda)
         assert got.dtype == jnp.float64 and got.shape == shape
@@ -86,37 +66,33 @@ def test_float64_matches_n_step_oracle(lmbda, shape, flags):
 @pytest.mark.parametrize("lmbda", [0.0, 0.95, 1.0])
 @pytest.mark.parametrize("flags", FLAG_SETS)
 @pytest.mark.parametrize("flag_dtype", [bool, np.float32])
-def test_float32_within_twice_the_reference_error(lmbda, flags, flag_dtype, assert_within_bar):
-    args = _cast(_case(FLAG_SETS.index(flags), 37, 7, flags=flags), jnp.float32, flag_dtype)
+def test_float32_within_twice_the_reference_error(lmbda, flags, flag_dtype, assert_within_bar, rollout):
+    args = _cast(rollout(FLAG_SETS.index(flags), 37, 7, flags=flags), jnp.float32, flag_dtype)
     _assert_within_twice_the_reference_error(assert_within_bar, args, lmbda=lmbda)
 
 
-@pytest.mark.parametrize("gamma, lmbda, reward_scale, value_scale", [
-    (0.999, 0.95, 1e3, 1e5),  # large returns, gamma close to 1
-    (1.0, 1.0, 1.0, 1e-30),  # undiscounted Monte-Carlo returns, tiny values
-    (0.5, 0.3, 1e-3, 1e30),  # huge values: still finite in fp32
-])
-def test_extreme_inputs(gamma, lmbda, reward_scale, value_scale, assert_within_bar):
-    args = _cast(_case(3, 37, 5, reward_scale=reward_scale, value_scale=value_scale), jnp.float32)
+def test_extreme_inputs(extreme_rollout, assert_within_bar):
+    gamma, lmbda, data = extreme_rollout
+    args = _cast(data, jnp.float32)
     assert np.isfinite(np.asarray(_kernel(args, gamma, lmbda))).all()
     _assert_within_twice_the_reference_error(assert_within_bar, args, gamma, lmbda)
 
 
-def test_bf16_inputs_return_float32_within_twice_the_reference_error(assert_within_bar):
-    args = _cast(_case(7, 37, 7), jnp.bfloat16)
+def test_bf16_inputs_return_float32_within_twice_the_reference_error(assert_within_bar, rollout):
+    args = _cast(rollout(7, 37, 7), jnp.bfloat16)
     assert _reference(args).dtype == jnp.float32
     _assert_within_twice_the_reference_error(assert_within_bar, args)
 
 
 @pytest.mark.parametrize("shape", [(4, 1000), (3, 129)])
-def test_many_envs_several_programs_last_one_padded(shape, assert_within_bar):
+def test_many_envs_several_programs_last_one_padded(shape, assert_within_bar, rollout):
     """N = 1000 and 129: blocks of 128 envs, the last one padded with zeros and sliced off."""
-    args = _cast(_case(8, *shape, flags="both"), jnp.float32)
+    args = _cast(rollout(8, *shape, flags="both"), jnp.float32)
     _assert_within_twice_the_reference_error(assert_within_bar, args)
 
 
-def test_float_flags_nonzero_means_set():
-    rewards, next_values, terminated, truncated = _cast(_case(14, 9, 5, flags="both"), jnp.float32)
+def test_float_flags_nonzero_means_set(rollout):
+    rewards, next_values, terminated, truncated = _cast(rollout(14, 9, 5, flags="both"), jnp.float32)
     expected = _kernel((rewards, next_values, terminated, truncated))
     scaled = [np.where(x, np.float32(-2.5), np.float32(0)) for x in (terminated, truncated)]
     np.testing.assert_array_equal(_kernel((rewards, next_values, *scaled)), expected)
@@ -124,8 +100,8 @@ def test_float_flags_nonzero_means_set():
                                   expected)
 
 
-def test_any_leading_t_shape_like_the_reference():
-    rewards, next_values, terminated, truncated = _cast(_case(11, 6, 6), jnp.float32)
+def test_any_leading_t_shape_like_the_reference(rollout):
+    rewards, next_values, terminated, truncated = _cast(rollout(11, 6, 6), jnp.float32)
     for shape in [(6,), (6, 2, 3), (6, 0)]:
         args = [x[:, 0] if len(shape) == 1 else x[:, :0] if 0 in shape else x.reshape(shape)
                 for x in (rewards, next_values, terminated, truncated)]
@@ -134,8 +110,8 @@ def test_any_leading_t_shape_like_the_reference():
         np.testing.assert_allclose(got, _reference(args), rtol=1e-6, atol=1e-6)
 
 
-def test_nan_in_unused_values_does_not_leak():
-    rewards, next_values, terminated, truncated = _case(4, 6, 2)
+def test_nan_in_unused_values_does_not_leak(rollout):
+    rewards, next_values, terminated, truncated = rollout(4, 6, 2)
     terminated[:], truncated[:] = False, False
     terminated[2, 0] = True
     next_values[2, 0] = np.nan  # the value of a terminal state is never used
@@ -147,25 +123,25 @@ def test_nan_in_unused_values_does_not_leak():
     np.testing.assert_allclose(got, _reference(args), rtol=1e-6, atol=1e-6, equal_nan=True)
 
 
-def test_traced_gamma_and_lmbda_under_jit():
+def test_traced_gamma_and_lmbda_under_jit(rollout):
     """gamma/lmbda as jit arguments (no recompilation per value) give the Python-float results."""
-    args = _cast(_case(15, 9, 5, flags="both"), jnp.float32)
+    args = _cast(rollout(15, 9, 5, flags="both"), jnp.float32)
     jitted = jax.jit(lambda gamma, lmbda, *xs: pallas_module.lambda_returns(*xs, gamma=gamma, lmbda=lmbda))
     for lmbda in (0.0, 0.9):
         got = jitted(jnp.float32(GAMMA), jnp.float32(lmbda), *args)
         np.testing.assert_allclose(got, _kernel(args, lmbda=lmbda), rtol=1e-6, atol=1e-6)
 
 
-def test_vmap_over_a_batch_of_rollouts():
-    rewards, next_values, terminated, truncated = _cast(_case(16, 2 * 7, 3), jnp.float32)
+def test_vmap_over_a_batch_of_rollouts(rollout):
+    rewards, next_values, terminated, truncated = _cast(rollout(16, 2 * 7, 3), jnp.float32)
     batch = [x.reshape(2, 7, 3) for x in (rewards, next_values, terminated, truncated)]
     got = jax.vmap(lambda *xs: _kernel(xs))(*batch)
     expected = jnp.stack([_reference([x[i] for x in batch]) for i in range(2)])
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
 
-def test_inputs_not_mutated_and_no_gradient():
-    data = tuple(x.astype(np.float32) for x in _case(5, 9, 3))
+def test_inputs_not_mutated_and_no_gradient(rollout):
+    data = tuple(x.astype(np.float32) for x in rollout(5, 9, 3))
     copies = [x.copy() for x in data]
     returns, vjp = jax.vjp(lambda r, v: _kernel((r, v, *data[2:])), data[0], data[1])
     for before, after in zip(copies, data):
@@ -176,12 +152,8 @@ def test_inputs_not_mutated_and_no_gradient():
     assert not np.asarray(jax.grad(lambda r: _kernel((r, *data[1:])).sum())(data[0])).any()
 
 
-def test_shape_errors_like_the_reference():
-    rewards, next_values, terminated, truncated = _cast(_case(6, 3, 2), jnp.float32)
-    with pytest.raises(ValueError, match="share one"):
-        _kernel((rewards, next_values[:2], terminated, truncated))
-    with pytest.raises(ValueError, match="T >= 1"):
-        _kernel((rewards[:0], next_values[:0], terminated[:0], truncated[:0]))
+def test_shape_errors_like_the_reference(rollout, assert_lambda_returns_shape_errors):
+    assert_lambda_returns_shape_errors(_kernel, *_cast(rollout(6, 3, 2), jnp.float32))
 
 
 def _avals(shape, values=jnp.float32, flags=jnp.bool_):

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from reppo_fast.kernels.pallas_ops import tanh_normal as tn
 from reppo_fast.kernels import reference_jax as reference
+from reppo_fast.kernels.pallas_ops import tanh_normal as tn
 
 MODES = ("none", "analytic", "sampled")
 NAMES = ("action", "log_prob", "kl", "grad_mean", "grad_log_std")
@@ -21,19 +21,6 @@ NAMES = ("action", "log_prob", "kl", "grad_mean", "grad_log_std")
 # a*b + c into an FMA inside the kernel but not in the reference, which moves a sum of O(1) terms by an
 # ulp of the largest partial sum.
 FLOOR_ULPS = 1.0
-
-
-def _inputs(seed, B, A, S, dtype=np.float32):
-    rng = np.random.default_rng(seed)
-    mean, old_mean = rng.normal(size=(2, B, A))
-    log_std, old_log_std = rng.uniform(-2.0, 0.5, size=(2, B, A))
-    noise = rng.normal(size=(B, A))
-    old_noise = rng.normal(size=(S, B, A))
-    return [x.astype(dtype) for x in (mean, log_std, noise, old_mean, old_log_std, old_noise)]
-
-
-def _args(inputs, mode):
-    return inputs[:3] + {"none": [], "analytic": inputs[3:5], "sampled": inputs[3:]}[mode]
 
 
 def _cotangents(seed, B, A):
@@ -81,39 +68,40 @@ CASES = [(m, B, A, S) for m in MODES for B, A, S in ((1, 1, 1), (37, 3, 16), (1,
 
 
 @pytest.mark.parametrize("mode,B,A,S", CASES)
-def test_values_and_gradients_match_float64(mode, B, A, S, assert_within_bar):
-    inputs = _inputs(B * 100 + A + S, B, A, S)
-    _check(assert_within_bar, _results(_args(inputs, mode), _cotangents(B + A, B, A)))
+def test_values_and_gradients_match_float64(mode, B, A, S, assert_within_bar, tanh_normal_inputs,
+                                            kl_mode_args):
+    inputs = tanh_normal_inputs(B * 100 + A + S, B, A, S)
+    _check(assert_within_bar, _results(kl_mode_args(inputs, mode), _cotangents(B + A, B, A)))
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_saturated_pre_tanh(mode, assert_within_bar):
+def test_saturated_pre_tanh(mode, assert_within_bar, tanh_normal_inputs, kl_mode_args):
     # |u| > 10 of both signs (mean = +-15): tanh rounds to +-1 in float32, the naive 1 - tanh^2 is 0
     # and log(1 - tanh^2) ~ -2|u|.
     B, A, S = 8, 3, 4
-    inputs = _inputs(3, B, A, S)
+    inputs = tanh_normal_inputs(3, B, A, S)
     inputs[0] = (np.where(np.arange(B)[:, None] % 2 == 0, 15.0, -15.0) + 0.1 * inputs[0]).astype(np.float32)
     assert (np.abs(inputs[0] + np.exp(inputs[1]) * inputs[2]) > 10.0).all()
-    results = _results(_args(inputs, mode), _cotangents(4, B, A))
+    results = _results(kl_mode_args(inputs, mode), _cotangents(4, B, A))
     _check(assert_within_bar, results)
     assert np.abs(results[2]["log_prob"]).max() > 60.0  # the log-det term really is large
 
 
 @pytest.mark.parametrize("mode", ["analytic", "sampled"])
-def test_kl_between_close_policies(mode, assert_within_bar):
+def test_kl_between_close_policies(mode, assert_within_bar, tanh_normal_inputs, kl_mode_args):
     # The training regime (KL ~ kl_target = 0.1): the old policy is a small step from the new one.
     B, A, S = 37, 21, 16
-    inputs = _inputs(14, B, A, S)
+    inputs = tanh_normal_inputs(14, B, A, S)
     rng = np.random.default_rng(15)
     inputs[3] = (inputs[0] + 0.05 * rng.normal(size=(B, A))).astype(np.float32)
     inputs[4] = (inputs[1] + 0.05 * rng.normal(size=(B, A))).astype(np.float32)
-    _check(assert_within_bar, _results(_args(inputs, mode), _cotangents(16, B, A)))
+    _check(assert_within_bar, _results(kl_mode_args(inputs, mode), _cotangents(16, B, A)))
 
 
 @pytest.mark.parametrize("mode", ["analytic", "sampled"])
-def test_float64_matches_reference(mode):
+def test_float64_matches_reference(mode, tanh_normal_inputs, kl_mode_args):
     B, A, S = 5, 3, 4
-    args = _args(_inputs(8, B, A, S, np.float64), mode)
+    args = kl_mode_args(tanh_normal_inputs(8, B, A, S, np.float64), mode)
     with jax.enable_x64(True):
         gold = _run(reference.tanh_normal, args, _cotangents(9, B, A), jnp.float64)
         ours = _run(tn.tanh_normal, args, _cotangents(9, B, A), jnp.float64)
@@ -121,10 +109,10 @@ def test_float64_matches_reference(mode):
         np.testing.assert_allclose(ours[name], gold[name], rtol=1e-12, atol=1e-12, err_msg=name)
 
 
-def test_gradient_of_the_kl_alone():
+def test_gradient_of_the_kl_alone(tanh_normal_inputs):
     # Unused outputs (action, log_prob) reach the backward kernel as instantiated zero cotangents.
     B, A, S = 7, 3, 4
-    mean, log_std, *fixed = (jnp.asarray(x) for x in _inputs(1, B, A, S))
+    mean, log_std, *fixed = (jnp.asarray(x) for x in tanh_normal_inputs(1, B, A, S))
     weights = jnp.asarray(np.random.default_rng(2).normal(size=B), jnp.float32)
 
     def grads(fn):
@@ -135,9 +123,9 @@ def test_gradient_of_the_kl_alone():
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
 
 
-def test_no_gradient_reaches_noise_or_the_old_policy():
+def test_no_gradient_reaches_noise_or_the_old_policy(tanh_normal_inputs):
     B, A, S = 5, 3, 2
-    inputs = [jnp.asarray(x) for x in _inputs(10, B, A, S)]
+    inputs = [jnp.asarray(x) for x in tanh_normal_inputs(10, B, A, S)]
     assert tn.tanh_normal(*inputs[:3]).kl is None
 
     def total(*args):
@@ -169,28 +157,23 @@ def test_bf16_leading_dims_and_broadcast_log_std():
 
 
 @pytest.mark.parametrize("B,A", [(0, 3), (4, 0)])
-def test_empty_shapes(B, A):
-    inputs = [jnp.asarray(x) for x in _inputs(12, B, A, 2)]
+def test_empty_shapes(B, A, tanh_normal_inputs):
+    inputs = [jnp.asarray(x) for x in tanh_normal_inputs(12, B, A, 2)]
     for got, expected in zip(tn.tanh_normal(*inputs), reference.tanh_normal(*inputs)):
         assert got.shape == expected.shape
         np.testing.assert_array_equal(got, expected)
 
 
-def test_bad_arguments_raise():
-    mean, log_std, noise, old_mean, old_log_std, old_noise = _inputs(12, 5, 3, 2)
-    with pytest.raises(ValueError, match="together"):
-        tn.tanh_normal(mean, log_std, noise, old_mean)
-    with pytest.raises(ValueError, match="needs old_mean"):
-        tn.tanh_normal(mean, log_std, noise, old_noise=old_noise)
-    with pytest.raises(ValueError, match="old_noise must be"):
-        tn.tanh_normal(mean, log_std, noise, old_mean, old_log_std, old_noise[0])
+def test_bad_arguments_raise(tanh_normal_inputs, assert_tanh_normal_argument_errors):
+    assert_tanh_normal_argument_errors(tn.tanh_normal, *tanh_normal_inputs(12, 5, 3, 2))
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("B,A,S", [(2048, 21, 16), (1, 1, 3)])
-def test_lowers_for_cuda(mode, B, A, S, lower_for_cuda):
+def test_lowers_for_cuda(mode, B, A, S, lower_for_cuda, tanh_normal_inputs, kl_mode_args):
     # interpret=False runs the Pallas Triton lowering (power-of-two blocks etc.) on this CPU-only jaxlib.
-    args = [jax.ShapeDtypeStruct(x.shape, jnp.float32) for x in _args(_inputs(0, B, A, S), mode)]
+    inputs = kl_mode_args(tanh_normal_inputs(0, B, A, S), mode)
+    args = [jax.ShapeDtypeStruct(x.shape, jnp.float32) for x in inputs]
     cotangents = (jax.ShapeDtypeStruct((B, A), jnp.float32), jax.ShapeDtypeStruct((B,), jnp.float32),
                   jax.ShapeDtypeStruct((B,), jnp.float32) if mode != "none" else None)
 

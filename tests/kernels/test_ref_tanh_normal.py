@@ -15,13 +15,10 @@ from reppo_fast.kernels import reference_jax, reference_torch
 FRAMEWORKS = ["jax", "torch"]
 
 
-def _inputs(seed, batch=5, act=3, samples=16, mean_scale=1.0):
-    rng = np.random.default_rng(seed)
-    mean, old_mean = rng.normal(size=(2, batch, act)) * mean_scale
-    log_std, old_log_std = rng.uniform(-2.0, 0.5, size=(2, batch, act))
-    noise = rng.normal(size=(batch, act))
-    old_noise = rng.normal(size=(samples, batch, act))
-    return mean, log_std, noise, old_mean, old_log_std, old_noise
+@pytest.fixture
+def inputs(tanh_normal_inputs):
+    """`inputs(seed, batch=5, act=3, samples=16)`: conftest's six tanh_normal inputs, in float64."""
+    return lambda seed, batch=5, act=3, samples=16: tanh_normal_inputs(seed, batch, act, samples, np.float64)
 
 
 def _call64(framework, *args):
@@ -48,8 +45,8 @@ def _analytic_kl_np(mean, log_std, old_mean, old_log_std):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("act", [3, 7])
-def test_log_prob_matches_torch_distributions(framework, act):
-    mean, log_std, noise = _inputs(act, act=act)[:3]
+def test_log_prob_matches_torch_distributions(framework, act, inputs):
+    mean, log_std, noise = inputs(act, act=act)[:3]
     u = mean + np.exp(log_std) * noise
     assert np.abs(u).max() < 10  # TanhTransform's F.softplus linearises past 20 (error ~1e-9)
     u_t = torch.tensor(u)
@@ -82,8 +79,8 @@ def test_log_prob_stays_finite_for_saturated_pre_tanh(framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_sampled_kl_matches_hand_computation(framework):
-    mean, log_std, noise, old_mean, old_log_std, old_noise = _inputs(1)
+def test_sampled_kl_matches_hand_computation(framework, inputs):
+    mean, log_std, noise, old_mean, old_log_std, old_noise = inputs(1)
     u = old_mean + np.exp(old_log_std) * old_noise  # [S, B, A]
     expected = (_log_normal(u, old_mean, old_log_std) - _log_normal(u, mean, log_std)).sum(-1).mean(0)
     kl = _call64(framework, mean, log_std, noise, old_mean, old_log_std, old_noise)[2]
@@ -91,8 +88,8 @@ def test_sampled_kl_matches_hand_computation(framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_analytic_kl_matches_closed_form_and_monte_carlo(framework):
-    mean, log_std, noise, old_mean, old_log_std, _ = _inputs(2, batch=3)
+def test_analytic_kl_matches_closed_form_and_monte_carlo(framework, inputs):
+    mean, log_std, noise, old_mean, old_log_std, _ = inputs(2, batch=3)
     kl = _call64(framework, mean, log_std, noise, old_mean, old_log_std)[2]
     expected = _analytic_kl_np(mean, log_std, old_mean, old_log_std)
     np.testing.assert_allclose(kl, expected, rtol=1e-12, atol=1e-12)
@@ -104,8 +101,8 @@ def test_analytic_kl_matches_closed_form_and_monte_carlo(framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_sampled_kl_with_many_samples_matches_closed_form(framework):
-    mean, log_std, noise, old_mean, old_log_std, old_noise = _inputs(4, batch=2, samples=20_000)
+def test_sampled_kl_with_many_samples_matches_closed_form(framework, inputs):
+    mean, log_std, noise, old_mean, old_log_std, old_noise = inputs(4, batch=2, samples=20_000)
     kl = _call64(framework, mean, log_std, noise, old_mean, old_log_std, old_noise)[2]
     u = old_mean + np.exp(old_log_std) * old_noise
     per_sample = (_log_normal(u, old_mean, old_log_std) - _log_normal(u, mean, log_std)).sum(-1)
@@ -115,8 +112,8 @@ def test_sampled_kl_with_many_samples_matches_closed_form(framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_kl_of_a_policy_with_itself_is_zero(framework):
-    mean, log_std, noise, _, _, old_noise = _inputs(5)
+def test_kl_of_a_policy_with_itself_is_zero(framework, inputs):
+    mean, log_std, noise, _, _, old_noise = inputs(5)
     assert not _call64(framework, mean, log_std, noise, mean, log_std)[2].any()  # analytic: exactly 0
     sampled = _call64(framework, mean, log_std, noise, mean, log_std, old_noise)[2]
     np.testing.assert_allclose(sampled, 0.0, atol=1e-13)  # exp(s) * exp(-s) is 1 only to an ulp
@@ -129,16 +126,16 @@ def _torch_fn(noise, old_mean, old_log_std, old_noise):
 
 
 @pytest.mark.parametrize("estimator", ["sampled", "analytic"])
-def test_torch_gradients_match_finite_differences(estimator):
-    mean, log_std, noise, old_mean, old_log_std, old_noise = (torch.tensor(a) for a in _inputs(6, samples=4))
+def test_torch_gradients_match_finite_differences(estimator, inputs):
+    mean, log_std, noise, old_mean, old_log_std, old_noise = (torch.tensor(a) for a in inputs(6, samples=4))
     fn = _torch_fn(noise, old_mean, old_log_std, old_noise if estimator == "sampled" else None)
     # gradcheck compares the full float64 Jacobian of (action, log_prob, kl) with central differences.
     assert torch.autograd.gradcheck(fn, (mean.requires_grad_(), log_std.requires_grad_()))
 
 
 @pytest.mark.parametrize("estimator", ["sampled", "analytic"])
-def test_jax_gradients_match_finite_differences_and_torch(estimator):
-    mean, log_std, noise, old_mean, old_log_std, old_noise = _inputs(7, samples=4)
+def test_jax_gradients_match_finite_differences_and_torch(estimator, inputs):
+    mean, log_std, noise, old_mean, old_log_std, old_noise = inputs(7, samples=4)
     old_noise = old_noise if estimator == "sampled" else None
     rng = np.random.default_rng(8)
     cotangents = (rng.normal(size=mean.shape), rng.normal(size=mean.shape[0]), rng.normal(size=mean.shape[0]))
@@ -160,8 +157,8 @@ def test_jax_gradients_match_finite_differences_and_torch(estimator):
 
 
 @pytest.mark.parametrize("estimator", ["sampled", "analytic"])
-def test_no_gradient_reaches_the_old_policy(estimator):
-    mean, log_std, noise, old_mean, old_log_std, old_noise = _inputs(9)
+def test_no_gradient_reaches_the_old_policy(estimator, inputs):
+    mean, log_std, noise, old_mean, old_log_std, old_noise = inputs(9)
     old_noise = old_noise if estimator == "sampled" else None
     frozen = [torch.tensor(a, requires_grad=True) for a in (old_mean, old_log_std)]
     out = reference_torch.tanh_normal(torch.tensor(mean, requires_grad=True), torch.tensor(log_std),
@@ -180,25 +177,21 @@ def test_no_gradient_reaches_the_old_policy(estimator):
         assert not np.asarray(grad).any()
 
 
-def test_torch_does_not_mutate_inputs():
-    tensors = [torch.tensor(a, dtype=torch.float32) for a in _inputs(10)]
+def test_torch_does_not_mutate_inputs(inputs):
+    tensors = [torch.tensor(a, dtype=torch.float32) for a in inputs(10)]
     copies = [t.clone() for t in tensors]
     reference_torch.tanh_normal(*tensors)
     assert all(torch.equal(a, b) for a, b in zip(tensors, copies))
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_bf16_computes_in_float32_and_bad_arguments_raise(framework):
+def test_bf16_computes_in_float32_and_bad_arguments_raise(framework, inputs,
+                                                         assert_tanh_normal_argument_errors):
     ops = reference_jax if framework == "jax" else reference_torch
     if framework == "jax":
-        args = [jnp.asarray(a, jnp.bfloat16) for a in _inputs(11)]
+        args = [jnp.asarray(a, jnp.bfloat16) for a in inputs(11)]
     else:
-        args = [torch.tensor(a, dtype=torch.bfloat16) for a in _inputs(11)]
+        args = [torch.tensor(a, dtype=torch.bfloat16) for a in inputs(11)]
     out = ops.tanh_normal(*args)
     assert all(str(o.dtype).endswith("float32") for o in out)
-    with pytest.raises(ValueError, match="together"):
-        ops.tanh_normal(*args[:4])
-    with pytest.raises(ValueError, match="needs old_mean"):
-        ops.tanh_normal(*args[:3], old_noise=args[5])
-    with pytest.raises(ValueError, match="old_noise must be"):
-        ops.tanh_normal(*args[:5], args[5][0])
+    assert_tanh_normal_argument_errors(ops.tanh_normal, *args)

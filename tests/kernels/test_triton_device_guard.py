@@ -14,8 +14,12 @@ import torch
 
 pytest.importorskip("triton", reason="the Triton kernels need the triton package")
 
-from reppo_fast.kernels.triton_ops import _common  # noqa: E402
-from reppo_fast.kernels.triton_ops import hl_gauss_ce, lambda_returns, tanh_normal  # noqa: E402
+from reppo_fast.kernels.triton_ops import (  # noqa: E402
+    _common,  # noqa: E402
+    hl_gauss_ce,
+    lambda_returns,
+    tanh_normal,
+)
 from reppo_fast.process_env import triton_device  # noqa: E402
 
 DEVICE = triton_device()

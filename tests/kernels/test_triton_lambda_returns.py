@@ -11,30 +11,12 @@ import torch
 
 triton = pytest.importorskip("triton", reason="the Triton kernels need the triton package")
 
-from test_ref_lambda_returns import oracle_lambda_returns  # noqa: E402  (tests/kernels is on sys.path)
-
 from reppo_fast.kernels import reference_torch  # noqa: E402
 from reppo_fast.kernels.triton_ops import lambda_returns as triton_module  # noqa: E402
 from reppo_fast.process_env import triton_device  # noqa: E402
 
 DEVICE = triton_device()
 GAMMA = 0.97
-
-
-def _case(seed, num_steps, num_envs, flags="random", value_scale=5.0, reward_scale=1.0):
-    """Numpy float64 rewards/next_values and bool flags [T, N]; column 0 carries the special flags."""
-    rng = np.random.default_rng(seed)
-    rewards = rng.normal(size=(num_steps, num_envs)) * reward_scale
-    next_values = rng.normal(size=(num_steps, num_envs)) * value_scale
-    terminated = rng.random((num_steps, num_envs)) < 0.1
-    truncated = rng.random((num_steps, num_envs)) < 0.1
-    if flags == "all_terminated":
-        terminated[:, 0] = True
-    if flags == "all_truncated":
-        truncated[:, 0] = True
-    if flags == "both":
-        terminated[::3, 0] = truncated[::3, 0] = True  # terminated must win
-    return rewards, next_values, terminated, truncated
 
 
 def _tensors(data, dtype, flag_dtype=torch.bool):
@@ -62,15 +44,12 @@ def _gold(args, gamma=GAMMA, lmbda=0.95):
 # The bar's floor (tests/kernels/conftest.py): a few ulps of |G|, the kernel and the reference each
 # rounding T dependent steps in their own way.
 FLOOR_ULPS = 4
-CASES = [(1, 1), (1, 4), (12, 1), (8, 37)]
 FLAG_SETS = ["random", "all_terminated", "all_truncated", "both"]
 
 
 @pytest.mark.parametrize("lmbda", [0.0, 0.95, 1.0])
-@pytest.mark.parametrize("shape", CASES)
-@pytest.mark.parametrize("flags", FLAG_SETS)
-def test_float64_matches_n_step_oracle(lmbda, shape, flags):
-    data = _case(10 * CASES.index(shape) + FLAG_SETS.index(flags), *shape, flags=flags)
+def test_float64_matches_n_step_oracle(lmbda, oracle_rollout, oracle_lambda_returns):
+    shape, data = oracle_rollout
     got = _kernel(_tensors(data, torch.float64), lmbda=lmbda)
     assert got.dtype == torch.float64 and got.shape == shape
     # float64 end to end, gamma/lmbda passed as fp64: only reassociation error (~T ulp of |G|) remains.
@@ -81,41 +60,37 @@ def test_float64_matches_n_step_oracle(lmbda, shape, flags):
 @pytest.mark.parametrize("lmbda", [0.0, 0.95, 1.0])
 @pytest.mark.parametrize("flags", FLAG_SETS)
 @pytest.mark.parametrize("flag_dtype", [torch.bool, torch.float32])
-def test_float32_within_twice_the_reference_error(lmbda, flags, flag_dtype, assert_within_bar):
-    args = _tensors(_case(FLAG_SETS.index(flags), 37, 7, flags=flags), torch.float32, flag_dtype)
+def test_float32_within_twice_the_reference_error(lmbda, flags, flag_dtype, assert_within_bar, rollout):
+    args = _tensors(rollout(FLAG_SETS.index(flags), 37, 7, flags=flags), torch.float32, flag_dtype)
     got = _kernel(args, lmbda=lmbda)
     assert got.dtype == torch.float32
     assert_within_bar(got, _reference(args, lmbda=lmbda), _gold(args, lmbda=lmbda), floor_ulps=FLOOR_ULPS)
 
 
-@pytest.mark.parametrize("gamma, lmbda, reward_scale, value_scale", [
-    (0.999, 0.95, 1e3, 1e5),  # large returns, gamma close to 1
-    (1.0, 1.0, 1.0, 1e-30),  # undiscounted Monte-Carlo returns, tiny values
-    (0.5, 0.3, 1e-3, 1e30),  # huge values: still finite in fp32
-])
-def test_extreme_inputs(gamma, lmbda, reward_scale, value_scale, assert_within_bar):
-    args = _tensors(_case(3, 37, 5, reward_scale=reward_scale, value_scale=value_scale), torch.float32)
+def test_extreme_inputs(extreme_rollout, assert_within_bar):
+    gamma, lmbda, data = extreme_rollout
+    args = _tensors(data, torch.float32)
     got = _kernel(args, gamma, lmbda)
     assert torch.isfinite(got).all()
     assert_within_bar(got, _reference(args, gamma, lmbda), _gold(args, gamma, lmbda), floor_ulps=FLOOR_ULPS)
 
 
-def test_bf16_inputs_return_float32_within_twice_the_reference_error(assert_within_bar):
-    args = _tensors(_case(7, 37, 7), torch.bfloat16)
+def test_bf16_inputs_return_float32_within_twice_the_reference_error(assert_within_bar, rollout):
+    args = _tensors(rollout(7, 37, 7), torch.bfloat16)
     got, reference = _kernel(args), _reference(args)
     assert got.dtype == reference.dtype == torch.float32
     assert_within_bar(got, reference, _gold(args), floor_ulps=FLOOR_ULPS)
 
 
-def test_many_envs_few_programs(assert_within_bar):
+def test_many_envs_few_programs(assert_within_bar, rollout):
     """N = 1000 (not a multiple of the block): 8 programs of 128 columns, the last one masked."""
-    args = _tensors(_case(8, 4, 1000, flags="both"), torch.float32)
+    args = _tensors(rollout(8, 4, 1000, flags="both"), torch.float32)
     assert_within_bar(_kernel(args), _reference(args), _gold(args), floor_ulps=FLOOR_ULPS)
 
 
-def test_non_contiguous_inputs_read_in_place():
+def test_non_contiguous_inputs_read_in_place(rollout):
     """Every input a transposed [N, T] tensor's .T, or a strided slice; same bits as contiguous inputs."""
-    rewards, next_values, terminated, truncated = _tensors(_case(9, 9, 37, flags="both"), torch.float32)
+    rewards, next_values, terminated, truncated = _tensors(rollout(9, 9, 37, flags="both"), torch.float32)
     expected = _kernel((rewards, next_values, terminated, truncated))
     transposed = [x.T.contiguous().T for x in (rewards, next_values, terminated, truncated)]
     assert not any(x.is_contiguous() for x in transposed)
@@ -126,8 +101,8 @@ def test_non_contiguous_inputs_read_in_place():
     assert torch.equal(_kernel(wide), expected)
 
 
-def test_any_leading_t_shape_like_the_reference():
-    rewards, next_values, terminated, truncated = _tensors(_case(11, 6, 6), torch.float32)
+def test_any_leading_t_shape_like_the_reference(rollout):
+    rewards, next_values, terminated, truncated = _tensors(rollout(11, 6, 6), torch.float32)
     for shape in [(6,), (6, 2, 3)]:
         args = [x[:, 0] if len(shape) == 1 else x.reshape(shape) for x in (rewards, next_values, terminated,
                                                                              truncated)]
@@ -136,8 +111,8 @@ def test_any_leading_t_shape_like_the_reference():
         assert torch.equal(got, _reference(args))
 
 
-def test_nan_in_unused_values_does_not_leak():
-    rewards, next_values, terminated, truncated = _tensors(_case(4, 6, 2), torch.float32)
+def test_nan_in_unused_values_does_not_leak(rollout):
+    rewards, next_values, terminated, truncated = _tensors(rollout(4, 6, 2), torch.float32)
     terminated[:], truncated[:] = False, False
     terminated[2, 0] = True
     next_values[2, 0] = float("nan")  # the value of a terminal state is never used
@@ -149,8 +124,8 @@ def test_nan_in_unused_values_does_not_leak():
                                rtol=0, atol=0, equal_nan=True)
 
 
-def test_inputs_not_mutated_no_grad_and_requires_grad_inputs_accepted():
-    args = list(_tensors(_case(5, 9, 3), torch.float32, torch.float32))
+def test_inputs_not_mutated_no_grad_and_requires_grad_inputs_accepted(rollout):
+    args = list(_tensors(rollout(5, 9, 3), torch.float32, torch.float32))
     args[0].requires_grad_(True)
     args[1].requires_grad_(True)
     copies = [x.detach().clone() for x in args]
@@ -160,22 +135,18 @@ def test_inputs_not_mutated_no_grad_and_requires_grad_inputs_accepted():
         assert torch.equal(before, after)
 
 
-def test_shape_errors_like_the_reference():
-    rewards, next_values, terminated, truncated = _tensors(_case(6, 3, 2), torch.float32)
-    with pytest.raises(ValueError, match="share one"):
-        _kernel((rewards, next_values[:2], terminated, truncated))
-    with pytest.raises(ValueError, match="T >= 1"):
-        _kernel((rewards[:0], next_values[:0], terminated[:0], truncated[:0]))
+def test_shape_errors_like_the_reference(rollout, assert_lambda_returns_shape_errors):
+    assert_lambda_returns_shape_errors(_kernel, *_tensors(rollout(6, 3, 2), torch.float32))
 
 
-def test_custom_op_registrations():
+def test_custom_op_registrations(rollout):
     """Schema, fake (meta) kernel and autograd registration agree with the real kernel."""
-    args = _tensors(_case(12, 3, 5), torch.float32)
+    args = _tensors(rollout(12, 3, 5), torch.float32)
     torch.library.opcheck(triton_module._lambda_returns_op, (*args, GAMMA, 0.95))
 
 
-def test_torch_compile_fullgraph_matches_eager():
-    args = _tensors(_case(13, 5, 7, flags="both"), torch.float32)
+def test_torch_compile_fullgraph_matches_eager(rollout):
+    args = _tensors(rollout(13, 5, 7, flags="both"), torch.float32)
 
     def step(rewards, next_values, terminated, truncated):
         returns = triton_module.lambda_returns(rewards * 1.0, next_values, terminated, truncated,

@@ -31,10 +31,6 @@ def _inputs(seed, B, A, S, dtype=torch.float32):
     return [x.to(DEVICE, dtype) for x in (mean, log_std, noise, old_mean, old_log_std, old_noise)]
 
 
-def _args(inputs, mode):
-    return inputs[:3] + {"none": [], "analytic": inputs[3:5], "sampled": inputs[3:]}[mode]
-
-
 def _run(fn, args, upstream, cast=None):
     """Outputs and (grad_mean, grad_log_std) of `fn` for the upstream grads given (a dict by output)."""
     args = [a if cast is None else a.to(cast) for a in args]
@@ -74,33 +70,33 @@ def _upstream(seed, B, A, names=OUTPUTS):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("B,A,S", [(1, 1, 1), (37, 3, 16), (7, 21, 16), (37, 21, 1)])
-def test_values_and_gradients_match_float64(mode, B, A, S, assert_within_bar):
+def test_values_and_gradients_match_float64(mode, B, A, S, assert_within_bar, kl_mode_args):
     inputs = _inputs(B * 100 + A, B, A, S)
-    _check(assert_within_bar, _results(_args(inputs, mode), _upstream(B + A, B, A)))
+    _check(assert_within_bar, _results(kl_mode_args(inputs, mode), _upstream(B + A, B, A)))
 
 
 @pytest.mark.parametrize("mode", ["analytic", "sampled"])
-def test_kl_between_close_policies(mode, assert_within_bar):
+def test_kl_between_close_policies(mode, assert_within_bar, kl_mode_args):
     # The training regime (KL ~ kl_target = 0.1): the old policy is a small step from the new one.
     B, A, S = 37, 21, 16
     inputs = _inputs(14, B, A, S)
     g = torch.Generator().manual_seed(15)
     inputs[3] = inputs[0] + 0.05 * torch.randn(B, A, generator=g).to(DEVICE)
     inputs[4] = inputs[1] + 0.05 * torch.randn(B, A, generator=g).to(DEVICE)
-    _check(assert_within_bar, _results(_args(inputs, mode), _upstream(16, B, A)))
+    _check(assert_within_bar, _results(kl_mode_args(inputs, mode), _upstream(16, B, A)))
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("names", [("action",), ("log_prob",), ("kl",), ("action", "kl")])
-def test_gradients_with_some_upstream_absent(mode, names, assert_within_bar):
+def test_gradients_with_some_upstream_absent(mode, names, assert_within_bar, kl_mode_args):
     B, A, S = 7, 3, 4
     inputs = _inputs(1, B, A, S)
-    _check(assert_within_bar, _results(_args(inputs, mode), _upstream(2, B, A, names)))
+    _check(assert_within_bar, _results(kl_mode_args(inputs, mode), _upstream(2, B, A, names)))
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", ["plus15", "minus15", "spread"])
-def test_saturated_pre_tanh(mode, case, assert_within_bar):
+def test_saturated_pre_tanh(mode, case, assert_within_bar, kl_mode_args):
     # |u| > 10: tanh rounds to +-1 and the naive 1 - tanh^2 is 0; "spread" runs |u| up to ~60, where
     # exp(-2|u|) itself underflows in float32, through both signs.
     B, A, S = 9, 3, 4
@@ -108,13 +104,13 @@ def test_saturated_pre_tanh(mode, case, assert_within_bar):
     jitter = 0.1 * inputs[0]
     inputs[0] = {"plus15": 15.0 + jitter, "minus15": -15.0 + jitter,
                  "spread": torch.linspace(-60.0, 60.0, B * A, device=DEVICE).reshape(B, A)}[case]
-    results = _results(_args(inputs, mode), _upstream(4, B, A))
+    results = _results(kl_mode_args(inputs, mode), _upstream(4, B, A))
     _check(assert_within_bar, results)
     assert results[2]["log_prob"].abs().max() > 20.0  # the log-det term really is large
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_non_contiguous_inputs_and_upstream(mode, assert_within_bar):
+def test_non_contiguous_inputs_and_upstream(mode, assert_within_bar, kl_mode_args):
     B, A, S = 37, 3, 4
     g = torch.Generator().manual_seed(5)
     mean, log_std = (torch.randn(B, 2 * A, generator=g) * 0.8).to(DEVICE).chunk(2, dim=-1)  # row stride 2A
@@ -127,14 +123,14 @@ def test_non_contiguous_inputs_and_upstream(mode, assert_within_bar):
     upstream = {"action": torch.randn(A, B, generator=g).to(DEVICE).t(),
                 "log_prob": torch.randn(2 * B, generator=g).to(DEVICE)[::2],
                 "kl": torch.randn(1, generator=g).to(DEVICE).expand(B)}  # stride 0, as from .sum()
-    _check(assert_within_bar, _results(_args(inputs, mode), upstream))
+    _check(assert_within_bar, _results(kl_mode_args(inputs, mode), upstream))
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_bf16_inputs(mode, assert_within_bar):
+def test_bf16_inputs(mode, assert_within_bar, kl_mode_args):
     B, A, S = 37, 21, 4
     inputs = _inputs(6, B, A, S, dtype=torch.bfloat16)
-    args = _args(inputs, mode)
+    args = kl_mode_args(inputs, mode)
     out = tn.tanh_normal(args[0].requires_grad_(), args[1].requires_grad_(), *args[2:])
     assert all(o.dtype == torch.float32 for o in out if o is not None)  # as the reference
     grads = torch.autograd.grad(out.log_prob.sum(), args[:2])
@@ -143,13 +139,13 @@ def test_bf16_inputs(mode, assert_within_bar):
 
 
 @pytest.mark.parametrize("mode", ["analytic", "sampled"])
-def test_float64_matches_reference_and_gradcheck(mode):
+def test_float64_matches_reference_and_gradcheck(mode, kl_mode_args):
     B, A, S = 3, 2, 4
     inputs = _inputs(8, B, A, S, dtype=torch.float64)
-    ours, _, gold = _results(_args(inputs, mode), _upstream(9, B, A))
+    ours, _, gold = _results(kl_mode_args(inputs, mode), _upstream(9, B, A))
     for name in ours:
         assert (ours[name] - gold[name]).abs().max() <= 1e-12 * (1.0 + gold[name].abs().max()), name
-    frozen = _args(inputs, mode)[2:]
+    frozen = kl_mode_args(inputs, mode)[2:]
 
     def fn(mean, log_std):
         return tuple(tn.tanh_normal(mean, log_std, *frozen))
@@ -183,14 +179,8 @@ def test_other_leading_dims_and_empty_shapes(shape):
                 torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_bad_arguments_raise():
-    mean, log_std, noise, old_mean, old_log_std, old_noise = _inputs(12, 5, 3, 2)
-    with pytest.raises(ValueError, match="together"):
-        tn.tanh_normal(mean, log_std, noise, old_mean)
-    with pytest.raises(ValueError, match="needs old_mean"):
-        tn.tanh_normal(mean, log_std, noise, old_noise=old_noise)
-    with pytest.raises(ValueError, match="old_noise must be"):
-        tn.tanh_normal(mean, log_std, noise, old_mean, old_log_std, old_noise[0])
+def test_bad_arguments_raise(assert_tanh_normal_argument_errors):
+    assert_tanh_normal_argument_errors(tn.tanh_normal, *_inputs(12, 5, 3, 2))
 
 
 def test_torch_compile_fullgraph_matches_eager():

@@ -1,7 +1,6 @@
 """REPPO loss pieces against hand-derived cases: multiplier directions, the clipped objective,
 the critic's masks, and the initial Q of the HL-Gauss head."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -13,13 +12,14 @@ from reppo_fast.on_jax.reppo import networks as nets
 from reppo_fast.on_jax.reppo.losses import Batch, actor_loss, critic_loss, q_value
 
 K = bind("jax", "reference")
-CFG = dataclasses.replace(Config(), critic_hidden=16, actor_hidden=16, actor_layers=2, num_bins=21,
-                          v_min=0.0, v_max=20.0)
+CFG = Config().replace(critic_hidden=16, actor_hidden=16, actor_layers=2, num_bins=21,
+                       v_min=0.0, v_max=20.0)
 B, O, A, H = 8, 3, 2, 16
 
 
 def _params(cfg=CFG):
-    hist0 = K.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.num_bins, v_min=cfg.v_min, v_max=cfg.v_max)[0]
+    hist0 = K.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.reppo.num_bins, v_min=cfg.reppo.v_min,
+                            v_max=cfg.reppo.v_max)[0]
     actor = {"net": nets.init_actor(jax.random.PRNGKey(0), O, A, cfg.actor_hidden, cfg.actor_layers),
              "log_alpha": jnp.log(0.5), "log_beta": jnp.log(0.25)}
     critic = nets.init_critic(jax.random.PRNGKey(1), O, A, cfg.critic_hidden, hist0)
@@ -71,7 +71,7 @@ def test_critic_loss_masks_truncated_and_terminated_rows():
 
 def _actor_grads(actor, critic, batch, cfg=CFG):
     noise = jax.random.normal(jax.random.PRNGKey(3), (B, A))
-    old_noise = jax.random.normal(jax.random.PRNGKey(4), (cfg.kl_samples, B, A))
+    old_noise = jax.random.normal(jax.random.PRNGKey(4), (cfg.reppo.kl_samples, B, A))
     return jax.grad(lambda a: actor_loss(a, critic, batch, noise, old_noise, K, cfg)[0])(actor), \
         actor_loss(actor, critic, batch, noise, old_noise, K, cfg)[1]
 
@@ -82,12 +82,12 @@ def test_multiplier_gradients_point_the_right_way():
     # d/dlog_alpha [alpha * sg(ent_target_mult*A + entropy)] = alpha * (ent_target_mult*A + entropy).
     # ent_target_mult = -100: the target entropy +100*A is far above the policy's, so alpha must rise
     # (negative gradient); kl_target tiny: KL exceeds it, so beta must rise.
-    cfg = dataclasses.replace(CFG, ent_target_mult=-100.0, kl_target=1e-6)
+    cfg = CFG.replace(ent_target_mult=-100.0, kl_target=1e-6)
     grads, m = _actor_grads(actor, critic, batch, cfg)
     assert float(grads["log_alpha"]) < 0 and float(grads["log_beta"]) < 0
     np.testing.assert_allclose(grads["log_alpha"], m["actor/alpha"] * (-100.0 * A + m["actor/entropy"]),
                                rtol=1e-4)
-    cfg = dataclasses.replace(CFG, ent_target_mult=100.0, kl_target=100.0)
+    cfg = CFG.replace(ent_target_mult=100.0, kl_target=100.0)
     grads, _ = _actor_grads(actor, critic, batch, cfg)
     assert float(grads["log_alpha"]) > 0 and float(grads["log_beta"]) > 0
 
@@ -97,11 +97,11 @@ def test_clipped_objective_switches_to_kl_penalty():
     batch = _batch(jax.random.PRNGKey(6))
     # kl_target huge: clipped == full minus the beta*KL term; tiny: only beta*KL carries actor gradient,
     # so the critic cannot push the policy (the trust region holds).
-    far = dataclasses.replace(CFG, kl_target=1e9)
+    far = CFG.replace(kl_target=1e9)
     g_clip, _ = _actor_grads(actor, critic, batch, far)
-    g_full, _ = _actor_grads(actor, critic, batch, dataclasses.replace(far, actor_objective="full"))
+    g_full, _ = _actor_grads(actor, critic, batch, far.replace(actor_objective="full"))
     assert not np.allclose(g_clip["net"]["out"]["w"], g_full["net"]["out"]["w"])
-    near = dataclasses.replace(CFG, kl_target=1e-9)
+    near = CFG.replace(kl_target=1e-9)
     g_near, m = _actor_grads(actor, critic, batch, near)
     assert float(m["actor/kl_clipped_frac"]) == 1.0
     critic_zero = jax.tree.map(jnp.zeros_like, critic)

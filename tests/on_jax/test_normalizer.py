@@ -8,7 +8,8 @@ from reppo_fast.on_jax.common import NORM_EPS, norm_init, norm_update, normalize
 
 def test_parallel_update_matches_full_batch_statistics():
     rng = np.random.default_rng(1)
-    batches = [rng.normal(loc=3.0, scale=s, size=(n, 4)) for n, s in [(5, 1.0), (17, 4.0), (1, 2.0), (64, 0.5)]]
+    batches = [rng.normal(loc=3.0, scale=s, size=(n, 4))
+               for n, s in [(5, 1.0), (17, 4.0), (1, 2.0), (64, 0.5)]]
     state = norm_init(4)
     for b in batches:
         state = norm_update(state, jnp.asarray(b, jnp.float32))

@@ -1,7 +1,6 @@
 """`--kernels pallas` on the JAX path (interpret mode on CPU): a few updates give the same losses as
 `--kernels reference` from the same seed."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -15,7 +14,7 @@ TINY = dict(env="ToyPointMass", num_envs=4, num_steps=4, num_epochs=1, num_minib
 
 
 def _metrics(tmp_path, kernels):
-    run_dir = run(dataclasses.replace(Config(), **TINY, kernels=kernels, run_dir=str(tmp_path / kernels)))
+    run_dir = run(Config().replace(**TINY, kernels=kernels, run_dir=str(tmp_path / kernels)))
     assert json.loads((run_dir / "meta.json").read_text())["kernels"] == {
         op: kernels for op in ("tanh_normal", "hl_gauss_ce", "lambda_returns")}
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -1,6 +1,5 @@
 """Run directory, checkpoints and exact resume of the JAX path on the toy env (seconds, CPU)."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -18,7 +17,7 @@ TINY = dict(env="ToyPointMass", num_envs=8, num_steps=8, num_epochs=2, num_minib
 
 
 def _cfg(tmp_path, name, iterations):
-    return dataclasses.replace(Config(), **TINY, total_steps=iterations * 64, run_dir=str(tmp_path / name))
+    return Config().replace(**TINY, total_steps=iterations * 64, run_dir=str(tmp_path / name))
 
 
 def _records(path):
@@ -85,6 +84,6 @@ def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(jt.Trainer, "evaluate", eval_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        run(dataclasses.replace(cfg, checkpoint_interval=100))
+        run(cfg.replace(checkpoint_interval=100))
     _, meta = load_checkpoint(list_checkpoints(tmp_path / "int" / "checkpoints")[-1])
     assert meta["iteration"] == 4

@@ -2,7 +2,6 @@
 graph has no break) gives the eager values and gradients. On the device the Triton kernels run on
 (reppo_fast.process_env.triton_device): CUDA when they compile, else the CPU and Triton's interpreter."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -19,8 +18,8 @@ pytest.importorskip("triton")
 DEVICE = triton_device()
 
 B, O, A, H, S = 8, 3, 2, 16, 4
-CFG = dataclasses.replace(Config(), actor_hidden=16, actor_layers=2, critic_hidden=H, num_bins=21, v_min=0.0,
-                          v_max=20.0, kl_samples=S, kl_target=0.05)
+CFG = Config().replace(actor_hidden=16, actor_layers=2, critic_hidden=H, num_bins=21, v_min=0.0,
+                       v_max=20.0, kl_samples=S, kl_target=0.05)
 
 
 def _inputs():
@@ -28,8 +27,8 @@ def _inputs():
     torch.manual_seed(0)
     kernels = bind("torch", "triton")
     with torch.device(DEVICE):  # the networks' parameters, and hist(0) from the Triton kernel
-        hist0 = kernels.hl_gauss_hist(torch.zeros(1), num_bins=CFG.num_bins, v_min=CFG.v_min,
-                                      v_max=CFG.v_max)[0]
+        hist0 = kernels.hl_gauss_hist(torch.zeros(1), num_bins=CFG.reppo.num_bins, v_min=CFG.reppo.v_min,
+                                      v_max=CFG.reppo.v_max)[0]
         actor = tn.init_actor(O, A, CFG.actor_hidden, CFG.actor_layers, 0.05, 0.2)
         critic = tn.init_critic(O, A, H, hist0)
 

@@ -8,7 +8,6 @@ output past the next call (the rollout stacking the acting outputs, the carry fe
 update keeping each step's metrics) then logs poison instead of the eager run's numbers.
 """
 
-import dataclasses
 import json
 
 import pytest
@@ -54,8 +53,8 @@ class GraphPoolCompile:
 
 
 def _metrics(tmp_path, name, algo, compile_):
-    cfg = dataclasses.replace(Config(), **TINY, algo=algo, compile=compile_, total_steps=3 * 32,
-                              run_dir=str(tmp_path / name))
+    cfg = Config().replace(**TINY, algo=algo, compile=compile_, total_steps=3 * 32,
+                           run_dir=str(tmp_path / name))
     lines = (run(cfg) / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if k not in TIME_KEYS} for line in lines]
 
@@ -93,5 +92,5 @@ def test_owned_outputs_copies_every_tensor_and_marks_graph_steps(monkeypatch):
     ("cuda", "off", True, (False, None)),
 ])
 def test_compile_mode_policy(device, compile_, graphs, expected):
-    cfg = dataclasses.replace(Config(), compile=compile_, cuda_graphs=graphs)
+    cfg = Config().replace(compile=compile_, cuda_graphs=graphs)
     assert compiling.compile_mode(cfg, torch.device(device)) == expected

@@ -10,7 +10,6 @@ block says where: its mode passes the device on as the factory's `device` argume
 calls for itself (the optimiser's CPU step counter) are torch's business and not recorded.
 """
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -76,7 +75,7 @@ def _tensors(state) -> list[torch.Tensor]:
 @pytest.mark.parametrize("algo", ["reppo", "ppo"])
 @pytest.mark.parametrize("env", ["ToyPointMass", "CartpoleBalance"])
 def test_torch_trainers_name_the_device_of_every_tensor_they_make(algo, env):
-    cfg = dataclasses.replace(Config(), **TINY, env=env, algo=algo)
+    cfg = Config().replace(**TINY, env=env, algo=algo)
     recorder = FactoryDevices()
     with recorder:
         cfg, trainer, _, _, _ = _build(cfg)

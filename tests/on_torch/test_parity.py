@@ -2,7 +2,6 @@
 actor loss (with both multiplier losses), KL, entropy and all gradients agree within float32 tolerance."""
 
 import copy
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -18,14 +17,15 @@ from reppo_fast.on_torch.reppo import losses as tl
 from reppo_fast.on_torch.reppo import networks as tn
 
 B, O, A, H, S = 32, 5, 3, 32, 16
-CFG = dataclasses.replace(Config(), actor_hidden=32, actor_layers=2, critic_hidden=H, num_bins=41,
-                          v_min=0.0, v_max=40.0, kl_samples=S)
+CFG = Config().replace(actor_hidden=32, actor_layers=2, critic_hidden=H, num_bins=41,
+                       v_min=0.0, v_max=40.0, kl_samples=S)
 JK, TK = bind("jax", "reference"), bind("torch", "reference")
 pytestmark = pytest.mark.usefixtures("float32_matmuls")  # like with like on a GPU too
 
 
 def _setup(seed=0, cfg=CFG):
-    hist0 = JK.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.num_bins, v_min=cfg.v_min, v_max=cfg.v_max)[0]
+    hist0 = JK.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.reppo.num_bins, v_min=cfg.reppo.v_min,
+                             v_max=cfg.reppo.v_max)[0]
     k = jax.random.split(jax.random.PRNGKey(seed), 12)
     j_actor = {"net": jn.init_actor(k[0], O, A, cfg.actor_hidden, cfg.actor_layers),
                "log_alpha": jnp.log(0.05), "log_beta": jnp.log(0.2)}
@@ -79,7 +79,7 @@ def test_critic_loss_and_gradients_match():
 @pytest.mark.parametrize("objective, estimator", [("clipped", "sampled"), ("full", "sampled"),
                                                   ("clipped", "analytic")])
 def test_actor_loss_multipliers_and_gradients_match(objective, estimator):
-    cfg = dataclasses.replace(CFG, actor_objective=objective, kl_estimator=estimator, kl_target=0.05)
+    cfg = CFG.replace(actor_objective=objective, kl_estimator=estimator, kl_target=0.05)
     j_actor, j_critic, t_actor, t_critic, j_batch, t_batch, noise = _setup(1, cfg)
     old = noise[1:] if estimator == "sampled" else None
     (j_loss, j_m), j_grads = jax.value_and_grad(jl.actor_loss, has_aux=True)(
@@ -97,8 +97,10 @@ def test_actor_loss_multipliers_and_gradients_match(objective, estimator):
 
 def test_forward_passes_match():
     j_actor, j_critic, t_actor, t_critic, j_batch, t_batch, _ = _setup(2)
-    _close(tn.actor_apply(t_actor.net, t_batch.obs)[0].detach(), jn.actor_apply(j_actor["net"], j_batch.obs)[0])
+    _close(tn.actor_apply(t_actor.net, t_batch.obs)[0].detach(),
+           jn.actor_apply(j_actor["net"], j_batch.obs)[0])
     z_j = jn.critic_encode(j_critic, j_batch.obs, j_batch.action)
     z_t = tn.critic_encode(t_critic, t_batch.obs, t_batch.action)
     _close(z_t.detach(), z_j, rtol=1e-4, atol=1e-5)
-    _close(tn.critic_q_logits(t_critic, z_t).detach(), jn.critic_q_logits(j_critic, z_j), rtol=1e-4, atol=1e-4)
+    _close(tn.critic_q_logits(t_critic, z_t).detach(), jn.critic_q_logits(j_critic, z_j), rtol=1e-4,
+           atol=1e-4)

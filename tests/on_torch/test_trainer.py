@@ -1,6 +1,5 @@
 """The torch path end to end on CPU: runs, compiles, checkpoints and resumes exactly, and learns like JAX."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -18,8 +17,8 @@ TINY = dict(env="ToyPointMass", framework="torch", num_envs=8, num_steps=8, num_
 
 
 def _cfg(tmp_path, name, iterations, **kw):
-    return dataclasses.replace(Config(), **{**TINY, **kw}, total_steps=iterations * 64,
-                               run_dir=str(tmp_path / name))
+    return Config().replace(**{**TINY, **kw}, total_steps=iterations * 64,
+                            run_dir=str(tmp_path / name))
 
 
 def _records(path):
@@ -68,8 +67,8 @@ def test_torch_and_jax_learn_the_toy_task_alike(tmp_path):
     for framework in ("jax", "torch"):
         finals[framework] = []
         for seed in range(3):
-            cfg = dataclasses.replace(
-                preset_config("cpu", "toy", env="ToyPointMass", progress=False), framework=framework,
+            cfg = preset_config(
+                "cpu", "toy", env="ToyPointMass", progress=False, framework=framework,
                 seed=seed, num_envs=32, num_steps=16, episode_length=None, total_steps=32 * 16 * 60,
                 eval_interval=60, run_dir=str(tmp_path / f"{framework}{seed}"))
             finals[framework].append(json.loads(

@@ -2,7 +2,6 @@
 the same seed. The trainers run on the device the Triton kernels run on (reppo_fast.process_env.
 triton_device): CUDA when they compile, else the CPU and Triton's interpreter."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -26,7 +25,7 @@ TINY = dict(env="ToyPointMass", framework="torch", num_envs=4, num_steps=4, num_
 
 def _metrics(kernels: str) -> list[dict[str, float]]:
     """The metrics of each iteration of a REPPO trainer built as the runner builds it, on DEVICE."""
-    cfg = dataclasses.replace(Config(), **TINY, kernels=kernels)
+    cfg = Config().replace(**TINY, kernels=kernels)
     bound = bind("torch", kernels)
     assert bound.bound == {op: kernels for op in ("tanh_normal", "hl_gauss_ce", "lambda_returns")}
     env = make_torch_env(cfg.env, num_envs=cfg.num_envs, device=DEVICE, impl=cfg.env_impl,

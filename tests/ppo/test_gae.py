@@ -1,6 +1,5 @@
 """GAE through the lambda_returns op equals the brute-force sum of discounted TD residuals."""
 
-import dataclasses
 
 import jax
 import numpy as np
@@ -13,7 +12,7 @@ from reppo_fast.on_jax import ppo as jr
 from reppo_fast.on_torch import ppo as tr
 
 T, N = 23, 7
-CFG = dataclasses.replace(Config(), algo="ppo", gamma=0.97, lmbda=0.9, reward_scaling=3.0)
+CFG = Config().replace(algo="ppo", gamma=0.97, lmbda=0.9, reward_scaling=3.0)
 
 
 def brute_force_gae(reward, value, next_value, terminated, truncated, gamma, lmbda):
@@ -55,7 +54,7 @@ def _transition(cls, convert, reward, value, next_value, terminated, truncated):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_gae_from_the_op_equals_brute_force(framework, seed):
     reward, value, next_value, terminated, truncated = _rollout(seed)
-    expected = brute_force_gae(CFG.reward_scaling * reward, value, next_value, terminated, truncated,
+    expected = brute_force_gae(CFG.ppo.reward_scaling * reward, value, next_value, terminated, truncated,
                                CFG.gamma, CFG.lmbda)
     if framework == "jax":
         data = _transition(jr.PpoTransition, jax.numpy.asarray, reward, value, next_value, terminated,

@@ -1,7 +1,6 @@
 """PPO is one algorithm on both paths: from identical weights, batch and noise, the loss, its metrics and
 every gradient agree within float32 tolerance; and the loss matches a float64 hand computation."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -17,8 +16,8 @@ from reppo_fast.on_torch.ppo import losses as tl
 from reppo_fast.on_torch.ppo import networks as tn
 
 B, O, A = 64, 5, 3
-CFG = dataclasses.replace(Config(), algo="ppo", actor_hidden=16, actor_layers=2, critic_hidden=32,
-                          critic_layers=2, clip_eps=0.2, entropy_coef=0.01, value_coef=0.25)
+CFG = Config().replace(algo="ppo", actor_hidden=16, actor_layers=2, critic_hidden=32,
+                       critic_layers=2, clip_eps=0.2, entropy_coef=0.01, value_coef=0.25)
 JK, TK = bind("jax", "reference"), bind("torch", "reference")
 pytestmark = pytest.mark.usefixtures("float32_matmuls")  # like with like on a GPU too
 
@@ -26,9 +25,9 @@ pytestmark = pytest.mark.usefixtures("float32_matmuls")  # like with like on a G
 def _setup(seed=0):
     k = jax.random.split(jax.random.PRNGKey(seed), 8)
     j_actor = jn.init_actor(k[0], O, A, CFG.actor_hidden, CFG.actor_layers)
-    j_critic = jn.init_critic(k[1], O, CFG.critic_hidden, CFG.critic_layers)
+    j_critic = jn.init_critic(k[1], O, CFG.critic_hidden, CFG.ppo.critic_layers)
     t_actor = tn.Actor(O, A, CFG.actor_hidden, CFG.actor_layers)
-    t_critic = tn.Critic(O, CFG.critic_hidden, CFG.critic_layers)
+    t_critic = tn.Critic(O, CFG.critic_hidden, CFG.ppo.critic_layers)
     tn.load_jax_params(t_actor, j_actor, t_critic, j_critic)
     obs = jax.random.normal(k[2], (B, O))
     mean, log_std = jn.actor_apply(j_actor, obs)
@@ -48,7 +47,7 @@ def _close(a, b, rtol=3e-5, atol=3e-6):
 
 @pytest.mark.parametrize("normalize_advantage", [True, False])
 def test_loss_metrics_and_gradients_agree(normalize_advantage):
-    cfg = dataclasses.replace(CFG, normalize_advantage=normalize_advantage)
+    cfg = CFG.replace(normalize_advantage=normalize_advantage)
     j_actor, j_critic, t_actor, t_critic, j_batch, t_batch, noise = _setup()
     (j_loss, j_metrics), (j_ga, j_gc) = jax.value_and_grad(jl.ppo_loss, argnums=(0, 1), has_aux=True)(
         j_actor, j_critic, j_batch, noise, JK, cfg)

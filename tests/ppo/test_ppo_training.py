@@ -1,6 +1,5 @@
 """PPO through the shared host loop on both paths: metrics, checkpoints and exact resume; learning on CPU."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -17,8 +16,8 @@ TINY = dict(env="ToyPointMass", algo="ppo", num_envs=8, num_steps=8, num_epochs=
 
 
 def _cfg(tmp_path, name, iterations, **kw):
-    return dataclasses.replace(Config(), **{**TINY, **kw}, total_steps=iterations * 64,
-                               run_dir=str(tmp_path / name))
+    return Config().replace(**{**TINY, **kw}, total_steps=iterations * 64,
+                            run_dir=str(tmp_path / name))
 
 
 def _records(path):
@@ -46,22 +45,26 @@ def test_ppo_resume_reproduces_an_uninterrupted_run(tmp_path, framework):
 def test_algo_ppo_takes_the_brax_dmc_preset():
     cfg, _ = parse_args(["--env", "CartpoleBalance", "--algo", "ppo"])
     # mujoco_playground's brax_ppo_config for DM Control, Brax's make_ppo_networks defaults.
-    assert (cfg.preset, cfg.num_envs, cfg.num_epochs, cfg.num_minibatches, cfg.lr, cfg.gamma) == \
-        ("ppo", 2048, 16, 32, 1e-3, 0.995)
-    assert (cfg.entropy_coef, cfg.reward_scaling, cfg.actor_hidden, cfg.actor_layers, cfg.critic_hidden,
-            cfg.critic_layers, cfg.max_grad_norm) == (1e-2, 10.0, 32, 4, 256, 5, None)
+    assert (cfg.algo, cfg.preset, cfg.num_envs, cfg.num_epochs, cfg.num_minibatches, cfg.lr, cfg.gamma) == \
+        ("ppo", "dmc", 2048, 16, 32, 1e-3, 0.995)
+    assert (cfg.ppo.entropy_coef, cfg.ppo.reward_scaling, cfg.actor_hidden, cfg.actor_layers,
+            cfg.critic_hidden, cfg.ppo.critic_layers, cfg.max_grad_norm) == (1e-2, 10.0, 32, 4, 256, 5, None)
     assert cfg.num_envs * cfg.num_steps // cfg.num_minibatches == 1024 * 30  # Brax's minibatch
     cpu, _ = parse_args(["--env", "CartpoleBalance", "--algo", "ppo", "--preset", "cpu", "--lr", "3e-4"])
-    assert (cpu.preset, cpu.lr) == ("ppo_cpu", 3e-4)
+    assert (cpu.algo, cpu.preset, cpu.lr, cpu.ppo.critic_layers) == ("ppo", "cpu", 3e-4, 2)
 
 
-def test_presets_of_the_other_algorithm_are_refused():
-    with pytest.raises(ConfigError, match="REPPO preset"):
-        preset_config("dmc", "dmc", "ppo")
-    with pytest.raises(ConfigError, match="--algo ppo"):
+def test_missing_presets_and_the_old_ppo_preset_names_are_one_line_errors():
+    with pytest.raises(ConfigError, match=r"no 'maniskill' preset for --algo ppo; .*dmc \(reppo, ppo\)"):
+        preset_config("maniskill", "maniskill", "ppo")
+    with pytest.raises(ConfigError, match="--algo ppo --preset dmc"):
         preset_config("ppo", "dmc", "reppo")
+    with pytest.raises(ConfigError, match="--algo ppo --preset cpu"):
+        preset_config("ppo_cpu", "dmc", "ppo")
     with pytest.raises(ConfigError, match="algo"):
-        validate(dataclasses.replace(Config(), algo="sac"))
+        validate(Config().replace(algo="sac"))
+    with pytest.raises(ConfigError, match="no 'maniskill' preset for --algo ppo"):
+        validate(Config().replace(algo="ppo", preset="maniskill"))
 
 
 @pytest.mark.slow

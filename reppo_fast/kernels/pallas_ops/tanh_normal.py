@@ -1,4 +1,5 @@
-"""Fused Pallas tanh-Gaussian: sample, log-prob and KL to a frozen old policy (docs/algorithms.md sections 2, 6).
+"""Fused Pallas tanh-Gaussian: sample, log-prob and KL to a frozen old policy (docs/algorithms.md sections 2,
+6).
 
 Drop-in for `reppo_fast.kernels.reference_jax.tanh_normal` (same name, arguments, `TanhNormalOut` and
 dtype rule); that pure-jnp reference is what the kernels are tested against. One forward kernel

@@ -1,4 +1,5 @@
-"""HL-Gauss categorical value loss: target histogram, cross-entropy and decoding (docs/algorithms.md section 5)."""
+"""HL-Gauss categorical value loss: target histogram, cross-entropy and decoding (docs/algorithms.md section
+5)."""
 
 import math
 

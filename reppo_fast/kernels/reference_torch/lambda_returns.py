@@ -1,4 +1,5 @@
-"""Soft lambda-returns with terminated/truncated handling: the eager reverse loop (docs/algorithms.md section 4)."""
+"""Soft lambda-returns with terminated/truncated handling: the eager reverse loop (docs/algorithms.md section
+4)."""
 
 import torch
 

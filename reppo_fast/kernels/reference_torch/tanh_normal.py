@@ -1,4 +1,5 @@
-"""Tanh-squashed diagonal Gaussian: sample, log-prob and KL to a frozen old policy (docs/algorithms.md sections 2, 6)."""
+"""Tanh-squashed diagonal Gaussian: sample, log-prob and KL to a frozen old policy (docs/algorithms.md
+sections 2, 6)."""
 
 import math
 from typing import NamedTuple

@@ -1,7 +1,7 @@
 """Soft lambda-returns as one Triton kernel: a reverse loop over T, one program per block of envs.
 
-Same public name, signature and semantics as `reference_torch.lambda_returns` (docs/algorithms.md section 4). The
-reference launches a handful of kernels per step (T = 128: ~640 launches); here one launch reads every
+Same public name, signature and semantics as `reference_torch.lambda_returns` (docs/algorithms.md section 4).
+The reference launches a handful of kernels per step (T = 128: ~640 launches); here one launch reads every
 input once and writes the returns once.
 
 Layers (house style): `_lambda_returns_fwd_kernel` (the loop), `_launch` (grid, BLOCK_N, num_warps,

@@ -1,4 +1,5 @@
-"""Fused Triton tanh-Gaussian: sample, log-prob and KL to a frozen old policy (docs/algorithms.md sections 2, 6).
+"""Fused Triton tanh-Gaussian: sample, log-prob and KL to a frozen old policy (docs/algorithms.md sections 2,
+6).
 
 Drop-in for `reppo_fast.kernels.reference_torch.tanh_normal` (same name, arguments and
 `TanhNormalOut`). One forward kernel computes action, log_prob and kl per block of rows; one backward

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from reppo_fast.algorithm import Algorithm
-from reppo_fast.on_jax.common import normalize, norm_update
+from reppo_fast.on_jax.common import norm_update, normalize
 from reppo_fast.on_jax.ppo import networks as nets
 from reppo_fast.on_jax.ppo.losses import PpoBatch, gaussian_log_prob, ppo_loss
 
@@ -51,7 +51,7 @@ def init_networks(cfg, env, kernels, keys):
     del kernels
     k_actor, k_critic = keys
     return (nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers),
-            nets.init_critic(k_critic, env.obs_size, cfg.critic_hidden, cfg.critic_layers))
+            nets.init_critic(k_critic, env.obs_size, cfg.critic_hidden, cfg.ppo.critic_layers))
 
 
 def step_noise(key, num_envs: int, action_size: int):
@@ -80,7 +80,7 @@ def bootstrap(actor, critic, norm, obs, action, acted: Acted, env_step, noise, k
 
 def targets(data: PpoTransition, kernels, cfg) -> Targets:
     """G = lambda_returns(reward_scaling * r, V(s_{t+1})), A = G - V(s_t)."""
-    returns = kernels.lambda_returns(cfg.reward_scaling * data.reward, data.next_value, data.terminated,
+    returns = kernels.lambda_returns(cfg.ppo.reward_scaling * data.reward, data.next_value, data.terminated,
                                      data.truncated, gamma=cfg.gamma, lmbda=cfg.lmbda)
     return Targets(returns, returns - data.value)
 

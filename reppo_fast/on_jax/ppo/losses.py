@@ -38,15 +38,15 @@ def ppo_loss(actor, critic, batch: PpoBatch, noise, kernels, cfg):
     mean, log_std = nets.actor_apply(actor, batch.obs)
     ratio = jnp.exp(gaussian_log_prob(mean, log_std, batch.raw_action) - batch.log_prob)
     adv = batch.advantage
-    if cfg.normalize_advantage:
+    if cfg.ppo.normalize_advantage:
         adv = (adv - jnp.mean(adv)) / (jnp.std(adv) + ADV_EPS)
-    clipped = jnp.clip(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps)
+    clipped = jnp.clip(ratio, 1.0 - cfg.ppo.clip_eps, 1.0 + cfg.ppo.clip_eps)
     policy_loss = -jnp.mean(jnp.minimum(ratio * adv, clipped * adv))
     value_loss = jnp.mean(jnp.square(nets.critic_apply(critic, batch.obs) - batch.returns))
     entropy = -jnp.mean(kernels.tanh_normal(mean, log_std, noise).log_prob)
-    loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+    loss = policy_loss + cfg.ppo.value_coef * value_loss - cfg.ppo.entropy_coef * entropy
     metrics = {"actor/policy_loss": policy_loss, "critic/value_loss": value_loss, "actor/entropy": entropy,
-               "actor/clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > cfg.clip_eps),
+               "actor/clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > cfg.ppo.clip_eps),
                "actor/approx_kl": jnp.mean(ratio - 1.0 - jnp.log(ratio)),
                "actor/std": jnp.mean(jnp.exp(log_std))}
     return loss, metrics

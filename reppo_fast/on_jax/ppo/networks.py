@@ -2,7 +2,7 @@
 
 MLPs with swish between layers, LeCun-uniform weights and zero biases. The policy outputs the pre-tanh
 mean; its std is state-independent, std = softplus(std_param) + MIN_STD with std_param starting at 1.0
-(Brax's `scalar` noise). The torch path mirrors these names (on_torch.ppo_networks).
+(Brax's `scalar` noise). The torch path mirrors these names (on_torch.ppo.networks).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from reppo_fast.algorithm import Algorithm
-from reppo_fast.on_jax.common import normalize, norm_update
+from reppo_fast.on_jax.common import norm_update, normalize
 from reppo_fast.on_jax.reppo import networks as nets
 from reppo_fast.on_jax.reppo.losses import Batch, actor_loss, critic_loss, q_value
 
@@ -39,12 +39,12 @@ class Targets(NamedTuple):
 def init_networks(cfg, env, kernels, keys):
     """(actor params with the multipliers, critic params); keys = (actor key, critic key)."""
     k_actor, k_critic = keys
-    hist0 = kernels.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.num_bins, v_min=cfg.v_min, v_max=cfg.v_max,
-                                  sigma_ratio=cfg.sigma_ratio)[0]
+    hist0 = kernels.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.reppo.num_bins, v_min=cfg.reppo.v_min,
+                                  v_max=cfg.reppo.v_max, sigma_ratio=cfg.reppo.sigma_ratio)[0]
     actor = {"net": nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden,
                                     cfg.actor_layers),
-             "log_alpha": jnp.log(jnp.float32(cfg.alpha_init)),
-             "log_beta": jnp.log(jnp.float32(cfg.beta_init))}
+             "log_alpha": jnp.log(jnp.float32(cfg.reppo.alpha_init)),
+             "log_beta": jnp.log(jnp.float32(cfg.reppo.beta_init))}
     return actor, nets.init_critic(k_critic, env.obs_size, env.action_size, cfg.critic_hidden, hist0)
 
 
@@ -55,7 +55,7 @@ def step_noise(key, num_envs: int, action_size: int):
 
 
 def _policy(actor, obs, noise, kernels, cfg):
-    mean, log_std = nets.actor_apply(actor["net"], obs, cfg.log_std_min, cfg.log_std_max)
+    mean, log_std = nets.actor_apply(actor["net"], obs, cfg.reppo.log_std_min, cfg.reppo.log_std_max)
     return kernels.tanh_normal(mean, log_std, noise)
 
 
@@ -88,7 +88,8 @@ def targets(data: Transition, kernels, cfg) -> Targets:
 def flat_batch(actor, data: Transition, tgt: Targets, cfg) -> Batch:
     """The rollout as [T*N, ...] rows, with pi_old (the actor frozen at the start of the update phase)."""
     data, returns = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), (data, tgt.returns))
-    old_mean, old_log_std = nets.actor_apply(actor["net"], data.obs, cfg.log_std_min, cfg.log_std_max)
+    old_mean, old_log_std = nets.actor_apply(actor["net"], data.obs, cfg.reppo.log_std_min,
+                                             cfg.reppo.log_std_max)
     return Batch(data.obs, data.action, data.reward, data.terminated, data.truncated, returns,
                  data.next_features, old_mean, old_log_std)
 
@@ -97,8 +98,8 @@ def update_noise(key, batch_size: int, action_size: int, cfg):
     """(the actor's action draw [B, A], the KL's draws [S, B, A] or None for the analytic KL)."""
     k_noise, k_old = jax.random.split(key)
     noise = jax.random.normal(k_noise, (batch_size, action_size))
-    old_noise = (jax.random.normal(k_old, (cfg.kl_samples, batch_size, action_size))
-                 if cfg.kl_estimator == "sampled" else None)
+    old_noise = (jax.random.normal(k_old, (cfg.reppo.kl_samples, batch_size, action_size))
+                 if cfg.reppo.kl_estimator == "sampled" else None)
     return noise, old_noise
 
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import torch
 
 from reppo_fast.algorithm import Algorithm
-from reppo_fast.on_torch.common import clip_grads_, normalize, norm_update
+from reppo_fast.on_torch.common import clip_grads_, norm_update, normalize
 from reppo_fast.on_torch.ppo import networks as nets
 from reppo_fast.on_torch.ppo.losses import PpoBatch, gaussian_log_prob, ppo_loss
 
@@ -43,7 +43,7 @@ def init_networks(cfg, env, kernels, rng=None):
     """(policy, value network), made on the current default device (the trainer's)."""
     del kernels, rng  # torch's seeded global generator
     return (nets.Actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers),
-            nets.Critic(env.obs_size, cfg.critic_hidden, cfg.critic_layers))
+            nets.Critic(env.obs_size, cfg.critic_hidden, cfg.ppo.critic_layers))
 
 
 def step_noise(generator: torch.Generator, num_envs: int, action_size: int):
@@ -72,7 +72,7 @@ def bootstrap(actor, critic, norm, obs, action, acted: Acted, env_step, noise, k
 
 def targets(data: PpoTransition, kernels, cfg) -> Targets:
     """G = lambda_returns(reward_scaling * r, V(s_{t+1})), A = G - V(s_t)."""
-    returns = kernels.lambda_returns(cfg.reward_scaling * data.reward, data.next_value, data.terminated,
+    returns = kernels.lambda_returns(cfg.ppo.reward_scaling * data.reward, data.next_value, data.terminated,
                                      data.truncated, gamma=cfg.gamma, lmbda=cfg.lmbda)
     return Targets(returns, returns - data.value)
 
@@ -92,7 +92,7 @@ def update_noise(generator: torch.Generator, batch_size: int, action_size: int, 
 def update_step(state, mb: PpoBatch, noise, kernels, cfg, ranges) -> dict:
     """One joint PPO step; each network's gradient clipped on its own, as the JAX path's two optax chains."""
     del ranges
-    with torch.autocast(mb.obs.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+    with torch.autocast(mb.obs.device.type, dtype=torch.bfloat16, enabled=cfg.torch.bf16):
         loss, metrics = ppo_loss(state.actor, state.critic, mb, noise, kernels, cfg)
     a_params, c_params = list(state.actor.parameters()), list(state.critic.parameters())
     grads = list(torch.autograd.grad(loss, a_params + c_params))

@@ -1,4 +1,4 @@
-"""The PPO loss in PyTorch, the twin of on_jax.ppo_losses (same names, same maths)."""
+"""The PPO loss in PyTorch, the twin of on_jax.ppo.losses (same names, same maths)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ADV_EPS = 1e-8
 
 
 class PpoBatch(NamedTuple):
-    """A minibatch of flattened rollout transitions; every field is [B, ...] (see on_jax.ppo_losses)."""
+    """A minibatch of flattened rollout transitions; every field is [B, ...] (see on_jax.ppo.losses)."""
     obs: torch.Tensor         # [B, O]
     raw_action: torch.Tensor  # [B, A] pre-tanh action u_t
     log_prob: torch.Tensor    # [B] log N(u_t; mean_old, std_old)
@@ -34,18 +34,18 @@ def ppo_loss(actor, critic, batch: PpoBatch, noise, kernels, cfg):
     mean, log_std = nets.actor_apply(actor, batch.obs)
     ratio = torch.exp(gaussian_log_prob(mean, log_std, batch.raw_action) - batch.log_prob)
     adv = batch.advantage
-    if cfg.normalize_advantage:
+    if cfg.ppo.normalize_advantage:
         # Population std, as jnp.std.
         adv = (adv - adv.mean()) / (adv.std(unbiased=False) + ADV_EPS)
-    clipped = ratio.clamp(1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps)
+    clipped = ratio.clamp(1.0 - cfg.ppo.clip_eps, 1.0 + cfg.ppo.clip_eps)
     policy_loss = -torch.minimum(ratio * adv, clipped * adv).mean()
     value_loss = (nets.critic_apply(critic, batch.obs) - batch.returns).square().mean()
     entropy = -kernels.tanh_normal(mean, log_std, noise).log_prob.mean()
-    loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+    loss = policy_loss + cfg.ppo.value_coef * value_loss - cfg.ppo.entropy_coef * entropy
     with torch.no_grad():
         metrics = {"actor/policy_loss": policy_loss.detach(), "critic/value_loss": value_loss.detach(),
                    "actor/entropy": entropy.detach(),
-                   "actor/clip_fraction": ((ratio - 1.0).abs() > cfg.clip_eps).float().mean(),
+                   "actor/clip_fraction": ((ratio - 1.0).abs() > cfg.ppo.clip_eps).float().mean(),
                    "actor/approx_kl": (ratio - 1.0 - torch.log(ratio)).mean(),
                    "actor/std": torch.exp(log_std).mean()}
     return loss, metrics

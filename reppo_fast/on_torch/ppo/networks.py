@@ -1,4 +1,4 @@
-"""PPO policy and value networks in PyTorch, mirroring reppo_fast.on_jax.ppo_networks name for name.
+"""PPO policy and value networks in PyTorch, mirroring reppo_fast.on_jax.ppo.networks name for name.
 
 MLPs with swish (SiLU) between layers, LeCun-uniform weights and zero biases; the policy's std is
 state-independent, std = softplus(std_param) + MIN_STD (Brax's `scalar` noise).
@@ -72,7 +72,7 @@ def critic_apply(critic: Critic, obs):
 
 @torch.no_grad()
 def load_jax_params(actor: Actor, jax_actor, critic: Critic, jax_critic) -> None:
-    """Copy JAX parameter trees (on_jax.ppo_networks layout) into these modules in place."""
+    """Copy JAX parameter trees (on_jax.ppo.networks layout) into these modules in place."""
     import numpy as np
 
     for layers, params in ((actor.net, jax_actor["net"]), (critic.net, jax_critic)):

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 
 from reppo_fast.algorithm import Algorithm
-from reppo_fast.on_torch.common import normalize, norm_update, step_optimizer
+from reppo_fast.on_torch.common import norm_update, normalize, step_optimizer
 from reppo_fast.on_torch.reppo import networks as nets
 from reppo_fast.on_torch.reppo.losses import Batch, actor_loss, critic_loss, q_value
 
@@ -35,10 +35,11 @@ def init_networks(cfg, env, kernels, rng=None):
     """(actor with the multipliers, critic), made on the current default device (the trainer's)."""
     del rng  # torch's seeded global generator
     device = torch.get_default_device()
-    hist0 = kernels.hl_gauss_hist(torch.zeros(1, device=device), num_bins=cfg.num_bins, v_min=cfg.v_min,
-                                  v_max=cfg.v_max, sigma_ratio=cfg.sigma_ratio)[0]
+    hist0 = kernels.hl_gauss_hist(torch.zeros(1, device=device), num_bins=cfg.reppo.num_bins,
+                                  v_min=cfg.reppo.v_min, v_max=cfg.reppo.v_max,
+                                  sigma_ratio=cfg.reppo.sigma_ratio)[0]
     return (nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers,
-                            cfg.alpha_init, cfg.beta_init),
+                            cfg.reppo.alpha_init, cfg.reppo.beta_init),
             nets.init_critic(env.obs_size, env.action_size, cfg.critic_hidden, hist0))
 
 
@@ -48,7 +49,7 @@ def step_noise(generator: torch.Generator, num_envs: int, action_size: int):
 
 
 def _policy(actor, obs, noise, kernels, cfg):
-    mean, log_std = nets.actor_apply(actor.net, obs, cfg.log_std_min, cfg.log_std_max)
+    mean, log_std = nets.actor_apply(actor.net, obs, cfg.reppo.log_std_min, cfg.reppo.log_std_max)
     return kernels.tanh_normal(mean, log_std, noise)
 
 
@@ -85,7 +86,7 @@ def flat_batch(actor, data: Transition, tgt: Targets, cfg) -> Batch:
         return x.reshape((-1,) + x.shape[2:])
 
     obs = flat(data.obs)
-    old_mean, old_log_std = nets.actor_apply(actor.net, obs, cfg.log_std_min, cfg.log_std_max)
+    old_mean, old_log_std = nets.actor_apply(actor.net, obs, cfg.reppo.log_std_min, cfg.reppo.log_std_max)
     return Batch(obs=obs, action=flat(data.action), reward=flat(data.reward),
                  terminated=flat(data.terminated), truncated=flat(data.truncated), returns=flat(tgt.returns),
                  next_features=flat(data.next_features), old_mean=old_mean, old_log_std=old_log_std)
@@ -93,14 +94,14 @@ def flat_batch(actor, data: Transition, tgt: Targets, cfg) -> Batch:
 
 def update_noise(generator: torch.Generator, batch_size: int, action_size: int, cfg):
     """(the actor's action draw [B, A], the KL's draws [S, B, A] or None for the analytic KL)."""
-    kl_samples = cfg.kl_samples if cfg.kl_estimator == "sampled" else 0
+    kl_samples = cfg.reppo.kl_samples if cfg.reppo.kl_estimator == "sampled" else 0
     noise = torch.randn(1 + kl_samples, batch_size, action_size, device=generator.device, generator=generator)
-    return noise[0], (noise[1:] if cfg.kl_estimator == "sampled" else None)
+    return noise[0], (noise[1:] if cfg.reppo.kl_estimator == "sampled" else None)
 
 
 def update_step(state, mb: Batch, noise, kernels, cfg, ranges) -> dict:
     """One critic step, then one actor step (with the multipliers) against the updated critic."""
-    autocast = torch.autocast(mb.obs.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+    autocast = torch.autocast(mb.obs.device.type, dtype=torch.bfloat16, enabled=cfg.torch.bf16)
     with ranges("update/critic"):
         with autocast:
             c_loss, c_metrics = critic_loss(state.critic, mb, kernels, cfg)

@@ -1,4 +1,4 @@
-"""Actor and critic networks in PyTorch, mirroring reppo_fast.on_jax.networks name for name.
+"""Actor and critic networks in PyTorch, mirroring reppo_fast.on_jax.reppo.networks name for name.
 
 The JAX params `{"blocks": [...], "out": ...}` map to these modules' attributes; `load_jax_params` copies
 a JAX parameter tree in (JAX `w` is [fan_in, fan_out], nn.Linear's weight its transpose). Every hidden
@@ -137,7 +137,7 @@ def _np(x):
 @torch.no_grad()
 def load_jax_params(actor: Actor | None = None, jax_actor=None, critic: Critic | None = None,
                     jax_critic=None) -> None:
-    """Copy JAX parameter trees (reppo_fast.on_jax.networks layout) into these modules in place."""
+    """Copy JAX parameter trees (reppo_fast.on_jax.reppo.networks layout) into these modules in place."""
     if actor is not None:
         for block, p in zip(actor.net.blocks, jax_actor["net"]["blocks"], strict=True):
             _copy_block(block, p)
