@@ -1,0 +1,139 @@
+"""The presets: per (suite-level preset name, algorithm), the fields that differ from the dataclass defaults
+(REPPO at the paper's DM Control setting, docs/algorithms.md section 7), and how `--preset` resolves.
+"""
+
+from __future__ import annotations
+
+import typing
+
+from reppo_fast.config.fields import RENAMED_PRESETS, Algo, Config, ConfigError, PresetName
+
+# Presets by (suite-level name, algorithm): only the fields that differ from the dataclass defaults (REPPO
+# at the DMC setting), by flat name.
+PRESETS: dict[tuple[str, str], dict[str, object]] = {
+    ("dmc", "reppo"): {},
+    # ManiSkill3: shorter episodes, rewards in [-1, 1]-ish; gamma is set from max_episode_steps at load.
+    ("maniskill", "reppo"): {"v_min": -15.0, "v_max": 15.0, "gamma": None},
+    # ManiSkill on a CPU: physx_cpu runs one env per process, so a handful of envs, small networks.
+    ("maniskill_cpu", "reppo"): {
+        "v_min": -15.0,
+        "v_max": 15.0,
+        "gamma": None,
+        "num_envs": 8,
+        "num_steps": 32,
+        "num_epochs": 4,
+        "num_minibatches": 4,
+        "actor_hidden": 128,
+        "actor_layers": 2,
+        "critic_hidden": 128,
+        "lr": 1e-3,
+        "total_steps": 200_000,
+        "num_eval_envs": 4,
+        "eval_interval": 20,
+        "checkpoint_interval": 20,
+    },
+    # Small and quick on a 2-core CPU: learns CartpoleBalance (eval >= 900) in about 400k steps.
+    # Short training episodes restart envs from their initial states more often (time limits bootstrap,
+    # so the objective is unchanged); evaluation still plays full episodes.
+    ("cpu", "reppo"): {
+        "num_envs": 256,
+        "num_steps": 16,
+        "num_epochs": 4,
+        "num_minibatches": 8,
+        "actor_hidden": 128,
+        "actor_layers": 2,
+        "critic_hidden": 128,
+        "lr": 1e-3,
+        "episode_length": 200,
+        "total_steps": 600_000,
+        "num_eval_envs": 8,
+        "eval_interval": 10,
+        "checkpoint_interval": 50,
+    },
+    # mujoco_playground's Brax-PPO DM Control setting (dm_control_suite_params.brax_ppo_config, Brax's
+    # make_ppo_networks defaults): 2048 envs, 16 epochs of 32 minibatches, each of 1024 30-step unrolls.
+    # One iteration here collects the same 983,040 transitions as 480 steps of 2048 envs, so GAE runs
+    # over 480-step segments instead of Brax's 30. Brax's clip is 0.3; the paper's baseline uses 0.2.
+    ("dmc", "ppo"): {
+        "num_envs": 2048,
+        "num_steps": 480,
+        "num_epochs": 16,
+        "num_minibatches": 32,
+        "lr": 1e-3,
+        "max_grad_norm": None,
+        "gamma": 0.995,
+        "lmbda": 0.95,
+        "actor_hidden": 32,
+        "actor_layers": 4,
+        "critic_hidden": 256,
+        "critic_layers": 5,
+        "total_steps": 60_000_000,
+        "eval_interval": 5,
+        "checkpoint_interval": 10,
+    },
+    # PPO small and quick on a 2-core CPU: CartpoleBalance eval >= 900 within 330k-660k steps on JAX seeds
+    # 0-2 (with 4 x 4 updates per iteration one of 3 seeds stayed below 600 at 1M).
+    ("cpu", "ppo"): {
+        "num_envs": 256,
+        "num_steps": 32,
+        "num_epochs": 8,
+        "num_minibatches": 8,
+        "lr": 1e-3,
+        "max_grad_norm": None,
+        "gamma": 0.99,
+        "lmbda": 0.95,
+        "actor_hidden": 64,
+        "actor_layers": 2,
+        "critic_hidden": 128,
+        "critic_layers": 2,
+        "episode_length": 200,
+        "total_steps": 1_000_000,
+        "num_eval_envs": 8,
+        "eval_interval": 10,
+        "checkpoint_interval": 50,
+    },
+}
+
+SUITE_PRESET = {"dmc": "dmc", "toy": "dmc", "maniskill": "maniskill"}
+
+
+
+def describe_presets() -> str:
+    """What exists, for error messages: `dmc (reppo, ppo), cpu (reppo, ppo), ...`."""
+    by_name: dict[str, list[str]] = {}
+    for name, algo in PRESETS:
+        by_name.setdefault(name, []).append(algo)
+    return ", ".join(f"{name} ({', '.join(algos)})" for name, algos in by_name.items())
+
+
+def resolve_preset(preset: str, suite: str, algo: str = "reppo", *, cuda: bool | None = None) -> str:
+    """The suite-level preset name `preset` means for `suite` and `algo`: `auto` -> the suite's preset;
+    ManiSkill with `cpu`, or with `auto` when `cuda` is False -> `maniskill_cpu`, since physx_cpu runs one
+    env per process. `cuda` (the caller probes the machine) is needed only for ManiSkill's `auto`."""
+    if preset in RENAMED_PRESETS:
+        raise ConfigError(f"preset: {preset!r} is now `--algo ppo --preset {RENAMED_PRESETS[preset]}`")
+    if preset not in typing.get_args(PresetName):
+        raise ConfigError(f"preset: unknown preset {preset!r}; choose one of "
+                          f"{', '.join(typing.get_args(PresetName))}")
+    if algo not in typing.get_args(Algo):
+        raise ConfigError(f"algo: unknown algorithm {algo!r}; choose one of "
+                          f"{', '.join(typing.get_args(Algo))}")
+    name = SUITE_PRESET[suite] if preset == "auto" else preset
+    if suite == "maniskill" and preset == "auto" and cuda is None:
+        raise ConfigError("preset: ManiSkill's `auto` preset depends on the machine; pass cuda=True or False")
+    if suite == "maniskill" and (name == "cpu" or (preset == "auto" and not cuda)):
+        name = "maniskill_cpu"
+    if (name, algo) not in PRESETS:
+        asked = f" (what --preset {preset} means for {suite})" if name != preset else ""
+        raise ConfigError(f"preset: there is no {name!r} preset{asked} for --algo {algo}; presets "
+                          f"(algorithms): {describe_presets()}")
+    return name
+
+
+def preset_config(preset: str, suite: str, algo: str = "reppo", *, cuda: bool | None = None,
+                  **fields: object) -> Config:
+    """The config of `preset` for `algo` (resolved by resolve_preset) with `fields` (flat names) set on top.
+    ManiSkill tasks run on the torch path, so their framework defaults to torch."""
+    name = resolve_preset(preset, suite, algo, cuda=cuda)
+    suite_fields = {"framework": "torch"} if suite == "maniskill" else {}
+    return Config().replace(**{**suite_fields, **PRESETS[name, algo], **fields, "algo": algo, "preset": name})

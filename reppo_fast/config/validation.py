@@ -1,0 +1,102 @@
+"""`validate`: every value that cannot work is refused before anything compiles, in one line naming the
+field and the fix; and the framework/backend choices the kernel binding checks too.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from typing import Literal
+
+from reppo_fast.config.fields import BACKENDS, FRAMEWORKS, GROUPS, OPS, Config, ConfigError, ReppoConfig
+from reppo_fast.config.presets import PRESETS, describe_presets
+
+
+def validate_choice(framework: str, backend: str = "auto",
+                    overrides: Mapping[str, str] | None = None) -> None:
+    """Raise ValueError naming the bad framework, backend or op and the allowed ones (the kernel binding
+    checks its arguments with this too)."""
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}; choose one of {FRAMEWORKS}")
+    allowed = BACKENDS[framework]
+    if backend not in allowed:
+        raise ValueError(f"unknown backend {backend!r} for framework {framework!r}; choose one of {allowed}")
+    for op, op_backend in (overrides or {}).items():
+        if op not in OPS:
+            raise ValueError(f"unknown op {op!r} in overrides; choose among {OPS} "
+                             "(hl_gauss_decode and hl_gauss_hist follow hl_gauss_ce)")
+        if op_backend not in allowed:
+            raise ValueError(f"unknown backend {op_backend!r} for op {op!r} on framework {framework!r}; "
+                             f"choose one of {allowed}")
+
+
+def _choices() -> dict[str, tuple]:
+    """Flat field name -> its allowed values, for every field typed as a Literal."""
+    classes = [Config, *GROUPS.values()]
+    hints = {name: hint for cls in classes for name, hint in typing.get_type_hints(cls).items()}
+    return {name: typing.get_args(hint) for name, hint in hints.items() if typing.get_origin(hint) is Literal}
+
+
+def validate(cfg: Config) -> None:
+    """Raise ConfigError naming the field and the fix for any value that cannot work."""
+    values = cfg.flat()
+    for name, choices in _choices().items():
+        if values[name] not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {values[name]!r}")
+    positive = ["num_envs", "num_steps", "num_epochs", "num_minibatches", "total_steps", "eval_interval",
+                "num_eval_envs", "checkpoint_interval", "actor_hidden", "actor_layers", "critic_hidden",
+                "kl_samples", "critic_layers"]
+    for name in positive:
+        if values[name] <= 0:
+            raise ConfigError(f"{name} must be a positive integer, got {values[name]}")
+    for name in ["lr", "sigma_ratio", "kl_target", "alpha_init", "beta_init", "clip_eps", "reward_scaling",
+                 "value_coef"]:
+        if not values[name] > 0:
+            raise ConfigError(f"{name} must be > 0, got {values[name]}")
+    for name in ["aux_coef", "ent_target_mult", "entropy_coef", "profile_warmup"]:
+        if values[name] < 0:
+            raise ConfigError(f"{name} must be >= 0, got {values[name]}")
+    if cfg.max_grad_norm is not None and not cfg.max_grad_norm > 0:
+        raise ConfigError(f"max_grad_norm must be > 0 (or None: no clipping), got {cfg.max_grad_norm}")
+    if cfg.episode_length is not None and cfg.episode_length <= 0:
+        raise ConfigError(f"episode_length must be positive (or unset), got {cfg.episode_length}")
+    transitions = cfg.num_envs * cfg.num_steps
+    if transitions % cfg.num_minibatches:
+        raise ConfigError(
+            f"num_minibatches={cfg.num_minibatches} must divide num_envs*num_steps={transitions}; "
+            f"pick a divisor of {transitions} (e.g. {_nearest_divisor(transitions, cfg.num_minibatches)})")
+    if cfg.gamma is not None and not 0.0 < cfg.gamma < 1.0:
+        raise ConfigError(f"gamma must lie in (0, 1), got {cfg.gamma}; the paper uses 0.99 on DMC")
+    if not 0.0 <= cfg.lmbda <= 1.0:
+        raise ConfigError(f"lmbda must lie in [0, 1], got {cfg.lmbda}; the paper uses 0.95")
+    if not 0.0 < cfg.action_clip <= 1.0:
+        raise ConfigError(f"action_clip must lie in (0, 1], got {cfg.action_clip}")
+    _validate_reppo(cfg.reppo)
+    if cfg.preset != "auto" and (cfg.preset, cfg.algo) not in PRESETS:
+        raise ConfigError(f"preset: there is no {cfg.preset!r} preset for --algo {cfg.algo}; presets "
+                          f"(algorithms): {describe_presets()}")
+    try:
+        validate_choice(cfg.framework, cfg.kernels)
+    except ValueError as err:
+        raise ConfigError(f"kernels: {err}") from None
+    try:
+        validate_choice(cfg.framework, "auto", cfg.kernel_overrides)
+    except ValueError as err:
+        raise ConfigError(f"kernel_overrides: {err}") from None
+
+
+def _validate_reppo(reppo: ReppoConfig) -> None:
+    if reppo.num_bins < 2:
+        raise ConfigError(f"num_bins must be at least 2, got {reppo.num_bins}; the paper uses 151")
+    if not reppo.v_min < reppo.v_max:
+        raise ConfigError(f"v_min ({reppo.v_min}) must be below v_max ({reppo.v_max})")
+    bounds = (reppo.log_std_min, reppo.log_std_max)
+    if None not in bounds and not bounds[0] < bounds[1]:
+        raise ConfigError(f"log_std_min ({bounds[0]}) must be below log_std_max ({bounds[1]})")
+
+
+def _nearest_divisor(n: int, near: int) -> int:
+    """The divisor of n closest to `near` (the smaller on a tie); O(sqrt n)."""
+    small = [d for d in range(1, int(n ** 0.5) + 1) if n % d == 0]
+    divisors = small + [n // d for d in small]
+    return min(divisors, key=lambda d: (abs(d - near), d))
