@@ -10,7 +10,7 @@ makes the choice the same on both and is recorded in meta.json:
   references.
 
 On a CPU both settings compute in float32. The physics is not the networks': the JAX env contract
-(envs/contract.py) keeps the precision JAX was configured with when the env was made (its default, or the
+(envs/contract_jax.py) keeps the precision JAX was configured with when the env was made (its default, or the
 global `highest` mujoco_playground sets for long Swimmer chains), so this choice never changes the
 simulation.
 """

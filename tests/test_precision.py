@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from reppo_fast.config import Config, ConfigError, validate
-from reppo_fast.envs.contract import VecEnv
+from reppo_fast.envs.contract_jax import VecEnv
 from reppo_fast.precision import matmul_precision, set_matmul_precision
 from reppo_fast.runner import _build, run
 

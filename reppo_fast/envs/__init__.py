@@ -1,5 +1,5 @@
 """Environments behind one contract: `make_env(name, num_envs=...) -> VecEnv` for the JAX path
-(contract.py) and `make_torch_env(name, num_envs=...) -> TorchVecEnv` for the PyTorch path
+(contract_jax.py) and `make_torch_env(name, num_envs=...) -> TorchVecEnv` for the PyTorch path
 (contract_torch.py).
 
 Heavy imports (jax, torch, mujoco_playground, ManiSkill) happen inside the factories, so
@@ -15,7 +15,7 @@ from reppo_fast.envs.names import EnvName, UnknownEnvError, UnsupportedEnvError,
 if TYPE_CHECKING:
     import torch
 
-    from reppo_fast.envs.contract import VecEnv
+    from reppo_fast.envs.contract_jax import VecEnv
     from reppo_fast.envs.contract_torch import TorchVecEnv
 
 __all__ = ["EnvName", "UnknownEnvError", "UnsupportedEnvError", "make_env", "make_torch_env", "resolve_env"]
@@ -31,14 +31,14 @@ def make_env(name: str, *, num_envs: int, impl: str = "jax", episode_length: int
     """
     env = resolve_env(name)
     if env.suite == "dmc":
-        from reppo_fast.envs.playground import load_playground
+        from reppo_fast.envs.playground_jax import load_playground
 
         return load_playground(env.name, num_envs=num_envs, impl=impl, episode_length=episode_length,
                                **kw)
     if env.suite == "toy":
-        from reppo_fast.envs.contract import VecEnv
-        from reppo_fast.envs.toy import ToyPointMass
+        from reppo_fast.envs.contract_jax import VecEnv
         from reppo_fast.envs.toy_common import DEFAULT_EPISODE_LENGTH
+        from reppo_fast.envs.toy_jax import ToyPointMass
 
         max_episode_steps = episode_length if episode_length is not None else DEFAULT_EPISODE_LENGTH
         return VecEnv(ToyPointMass(**kw), num_envs=num_envs, max_episode_steps=max_episode_steps,
@@ -60,7 +60,7 @@ def make_torch_env(name: str, *, num_envs: int, device: str | torch.device | Non
     """
     env = resolve_env(name)
     if env.suite == "dmc":
-        from reppo_fast.envs.playground import load_playground
+        from reppo_fast.envs.playground_jax import load_playground
         from reppo_fast.envs.playground_torch import PlaygroundTorchEnv
 
         vec_env = load_playground(env.name, num_envs=num_envs, impl=impl, episode_length=episode_length,

@@ -1,5 +1,5 @@
 """The PyTorch-side environment contract (docs/algorithms.md section 1): the JAX contract's semantics and
-field names (contract.py), for the torch trainer.
+field names (contract_jax.py), for the torch trainer.
 
 `TorchVecEnv` is the interface every torch-side env implements: BatchedContract (below, for batched raw
 torch envs such as ToyPointMassTorch), PlaygroundTorchEnv (playground_torch.py: the JAX VecEnv itself,

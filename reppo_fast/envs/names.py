@@ -6,7 +6,7 @@ and print `--help` instantly.
 Suites:
   dmc        the mujoco_playground DM Control suite: the paper's 23 tasks plus PointMass and
              SwimmerSwimmer6 (JAX path).
-  toy        ToyPointMass, a tiny analytic env for tests and smoke runs (envs/toy.py).
+  toy        ToyPointMass, a tiny analytic env for tests and smoke runs (envs/toy_jax.py).
   maniskill  ManiSkill3 task ids (PyTorch path, reppo_fast.envs.maniskill).
 
 Aliases (case-insensitive):

@@ -1,4 +1,4 @@
-"""mujoco_playground for the torch trainer: the JAX VecEnv (contract.py) driven from torch through DLPack.
+"""mujoco_playground for the torch trainer: the JAX VecEnv (contract_jax.py) driven from torch through DLPack.
 
 PlaygroundTorchEnv IS the JAX VecEnv: it keeps the JAX EnvState inside and calls the same jitted
 `reset` and `step`, so its numbers equal the JAX path's for the same key and actions. Only the arrays
@@ -32,7 +32,7 @@ import jax
 import numpy as np
 import torch
 
-from reppo_fast.envs.contract import EnvState, VecEnv
+from reppo_fast.envs.contract_jax import EnvState, VecEnv
 from reppo_fast.envs.contract_torch import EnvStep, TorchVecEnv
 
 

@@ -1,4 +1,4 @@
-"""ToyPointMass constants and state containers, shared by the JAX (toy.py) and torch (toy_torch.py) envs.
+"""ToyPointMass constants and state containers, shared by the JAX (toy_jax.py) and torch (toy_torch.py) envs.
 
 Framework-free, so both implementations read the same numbers. Dynamics, per env, with position
 x in R^A, velocity v in R^A and action a in R^A:

@@ -1,4 +1,4 @@
-"""ToyPointMass in torch: a batched raw env with the same dynamics as toy.py (see toy_common.py).
+"""ToyPointMass in torch: a batched raw env with the same dynamics as toy_jax.py (see toy_common.py).
 
 All tensors are batched over N envs: qpos/qvel [N, A], obs [N, 2A], reward/done [N]. No time limit
 or auto-reset here; that belongs to the torch path's env contract.

@@ -104,7 +104,7 @@ class Trainer:
         cfg, kernels, algo = self.cfg, self.kernels, self.algo
         key, k_roll, k_update = jax.random.split(state.key, 3)
         with jax.named_scope("rollout"):
-            carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, self.env, k_roll)
+            carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, k_roll)
         with jax.named_scope("returns"):
             tgt = algo.targets(data, kernels, cfg)
         with jax.named_scope("update"):
@@ -113,10 +113,10 @@ class Trainer:
         metrics.update(train_metrics(stats, data.reward, tgt.returns))
         return TrainState(actor, critic, actor_opt, critic_opt, carry, key, state.iteration + 1), metrics
 
-    def _rollout(self, actor, critic, carry: RolloutCarry, env, key):
+    def _rollout(self, actor, critic, carry: RolloutCarry, key):
         """cfg.num_steps steps of the algorithm's acting and bootstrap around env.step.
         Returns (carry, transitions [T, N, ...], stats of the episodes that ended)."""
-        cfg, kernels, algo = self.cfg, self.kernels, self.algo
+        cfg, kernels, algo, env = self.cfg, self.kernels, self.algo, self.env
 
         def step(c: RolloutCarry, k):
             noise = algo.step_noise(k, env.num_envs, env.action_size)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from reppo_fast.envs import make_env
-from reppo_fast.envs.contract import EnvState, VecEnv
-from reppo_fast.envs.toy import ToyPointMass
+from reppo_fast.envs.contract_jax import EnvState, VecEnv
 from reppo_fast.envs.toy_common import BOUND
+from reppo_fast.envs.toy_jax import ToyPointMass
 
 NUM_ENVS, MAX_STEPS, NAN_ABOVE = 8, 5, 10.0
 

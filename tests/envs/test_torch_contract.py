@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from reppo_fast.envs import make_torch_env
-from reppo_fast.envs.contract import VecEnv
+from reppo_fast.envs.contract_jax import VecEnv
 from reppo_fast.envs.contract_torch import BatchedContract
-from reppo_fast.envs.toy import ToyPointMass, toy_dynamics
 from reppo_fast.envs.toy_common import BOUND
+from reppo_fast.envs.toy_jax import ToyPointMass, toy_dynamics
 from reppo_fast.envs.toy_torch import ToyPointMassTorch
 
 NUM_ENVS, MAX_STEPS, NAN_ABOVE = 8, 5, 10.0

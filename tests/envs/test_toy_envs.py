@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from reppo_fast.envs import make_env
-from reppo_fast.envs.toy import ToyPointMass
+from reppo_fast.envs.toy_jax import ToyPointMass
 from reppo_fast.envs.toy_torch import ToyPointMassTorch
 
 

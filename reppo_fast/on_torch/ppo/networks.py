@@ -58,6 +58,14 @@ class Critic(nn.Module):
         return critic_apply(self, obs)
 
 
+def init_actor(obs_size: int, action_size: int, hidden: int, layers: int) -> Actor:
+    return Actor(obs_size, action_size, hidden, layers)
+
+
+def init_critic(obs_size: int, hidden: int, layers: int) -> Critic:
+    return Critic(obs_size, hidden, layers)
+
+
 def actor_apply(actor: Actor, obs):
     """obs [..., O] -> (pre-tanh mean, log_std), each [..., A]."""
     mean = mlp(actor.net, obs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reppo_fast.envs.contract import VecEnv
+from reppo_fast.envs.contract_jax import VecEnv
 
 
 def _registry():
