@@ -21,7 +21,6 @@ import contextlib
 from typing import Literal
 
 MatmulPrecision = Literal["tf32", "float32"]
-MATMUL_PRECISIONS: tuple[str, ...] = ("tf32", "float32")
 _JAX = {"tf32": "tensorfloat32", "float32": "float32"}
 _TORCH = {"tf32": "high", "float32": "highest"}
 

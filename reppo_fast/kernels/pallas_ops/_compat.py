@@ -17,12 +17,9 @@ try:  # jax >= 0.5: the Triton backend's parameters live in pallas.triton
 except ImportError as err:  # pragma: no cover - depends on the installed jax
     raise ImportError(f"this jax ({jax.__version__}) has no Pallas Triton backend: {err}") from err
 
-GPU_BACKEND = "triton"
-
-
 def compiler_params(num_warps: int = 4, num_stages: int = 1):
     """Explicit compiler parameters for the GPU (Triton) lowering."""
     return _pl_triton.CompilerParams(num_warps=num_warps, num_stages=num_stages)
 
 
-__all__ = ["pl", "compiler_params", "GPU_BACKEND"]
+__all__ = ["pl", "compiler_params"]
