@@ -13,7 +13,7 @@ import sys
 
 import tyro
 
-from reppo_fast.config import Config, ConfigError, preset_config, validate
+from reppo_fast.config import RENAMED_FIELDS, Config, ConfigError, preset_config, validate
 
 # Fields a resumed run may change: they do not alter what has been computed so far.
 RESUMABLE_FIELDS = {"total_steps", "progress", "eval_interval", "checkpoint_interval", "run_dir", "profile",
@@ -60,6 +60,10 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
     from reppo_fast.envs.names import describe_names, resolve_env
     from reppo_fast.runner import load_run_config
 
+    for old, new in RENAMED_FIELDS.items():
+        flag = "--" + old.replace("_", "-")
+        if any(arg == flag or arg.startswith(flag + "=") for arg in argv):
+            raise ConfigError(f"{flag} is now --{new.replace('_', '-')} (same meaning: hidden blocks)")
     pre = _preparse(argv)
     desc = f"{__doc__}\nEnvironments:\n{describe_names()}"
     if pre.resume is not None:

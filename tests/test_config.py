@@ -88,7 +88,7 @@ def test_maniskill_defaults_to_torch_and_a_cpu_preset_without_cuda(monkeypatch):
     ({"v_min": 10.0, "v_max": 0.0}, "v_min"),
     ({"kl_target": 0.0}, "kl_target"),
     ({"kl_estimator": "exact"}, "kl_estimator"),
-    ({"critic_layers": 0}, "critic_layers"),
+    ({"critic_hidden_blocks": 0}, "critic_hidden_blocks"),
     ({"entropy_coef": -1.0}, "entropy_coef"),
     ({"compile": "yes"}, "compile"),
     ({"env_impl": "mjx"}, "env_impl"),

@@ -19,8 +19,8 @@ from reppo_fast.runner import _build
 GOLDEN = Path(__file__).parent / "golden" / "first_iterations.json"
 MODE = os.environ.get("REPPO_FAST_GOLDEN", "close")
 ITERATIONS = 3
-TINY = dict(num_envs=16, num_steps=8, num_epochs=2, num_minibatches=4, actor_hidden=32, actor_layers=2,
-            critic_hidden=32, critic_layers=2, num_bins=51, v_min=0.0, v_max=100.0, num_eval_envs=2,
+TINY = dict(num_envs=16, num_steps=8, num_epochs=2, num_minibatches=4, actor_hidden=32, actor_hidden_blocks=2,
+            critic_hidden=32, critic_hidden_blocks=2, num_bins=51, v_min=0.0, v_max=100.0, num_eval_envs=2,
             episode_length=50, progress=False, seed=3)
 CASES = [(env, algo, framework) for env in ("ToyPointMass", "CartpoleBalance") for algo in ("reppo", "ppo")
          for framework in ("jax", "torch")]

@@ -11,7 +11,7 @@ from reppo_fast.train import main, parse_args
 
 TIME_KEYS = {"time/iteration_s", "time/elapsed_s", "time/env_steps_per_s", "wall_time"}
 TINY = dict(env="ToyPointMass", algo="ppo", num_envs=8, num_steps=8, num_epochs=2, num_minibatches=2,
-            actor_hidden=16, actor_layers=2, critic_hidden=16, critic_layers=2, num_eval_envs=4,
+            actor_hidden=16, actor_hidden_blocks=2, critic_hidden=16, critic_hidden_blocks=2, num_eval_envs=4,
             eval_interval=2, checkpoint_interval=2, progress=False, gamma=0.99)
 
 
@@ -47,11 +47,11 @@ def test_algo_ppo_takes_the_brax_dmc_preset():
     # mujoco_playground's brax_ppo_config for DM Control, Brax's make_ppo_networks defaults.
     assert (cfg.algo, cfg.preset, cfg.num_envs, cfg.num_epochs, cfg.num_minibatches, cfg.lr, cfg.gamma) == \
         ("ppo", "dmc", 2048, 16, 32, 1e-3, 0.995)
-    assert (cfg.ppo.entropy_coef, cfg.ppo.reward_scaling, cfg.actor_hidden, cfg.actor_layers,
-            cfg.critic_hidden, cfg.ppo.critic_layers, cfg.max_grad_norm) == (1e-2, 10.0, 32, 4, 256, 5, None)
+    assert (cfg.ppo.entropy_coef, cfg.ppo.reward_scaling, cfg.actor_hidden, cfg.actor_hidden_blocks,
+            cfg.critic_hidden, cfg.ppo.critic_hidden_blocks, cfg.max_grad_norm) == (1e-2, 10.0, 32, 4, 256, 5, None)
     assert cfg.num_envs * cfg.num_steps // cfg.num_minibatches == 1024 * 30  # Brax's minibatch
     cpu, _ = parse_args(["--env", "CartpoleBalance", "--algo", "ppo", "--preset", "cpu", "--lr", "3e-4"])
-    assert (cpu.algo, cpu.preset, cpu.lr, cpu.ppo.critic_layers) == ("ppo", "cpu", 3e-4, 2)
+    assert (cpu.algo, cpu.preset, cpu.lr, cpu.ppo.critic_hidden_blocks) == ("ppo", "cpu", 3e-4, 2)
 
 
 def test_missing_presets_and_the_old_ppo_preset_names_are_one_line_errors():

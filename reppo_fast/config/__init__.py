@@ -17,6 +17,7 @@ from reppo_fast.config.fields import (
                                       FRAMEWORKS,
                                       GROUPS,
                                       OPS,
+                                      RENAMED_FIELDS,
                                       RENAMED_PRESETS,
                                       Algo,
                                       Backend,
@@ -33,7 +34,7 @@ from reppo_fast.config.fields import (
 from reppo_fast.config.presets import PRESETS, SUITE_PRESET, describe_presets, preset_config, resolve_preset
 from reppo_fast.config.validation import validate, validate_choice
 
-__all__ = ["BACKENDS", "FRAMEWORKS", "GROUPS", "OPS", "PRESETS", "RENAMED_PRESETS", "SUITE_PRESET", "Algo",
-           "Backend", "Config", "ConfigError", "Framework", "Op", "PpoConfig", "PresetName", "ReppoConfig",
-           "TorchConfig", "describe_presets", "flat_names", "preset_config", "resolve_preset", "validate",
-           "validate_choice"]
+__all__ = ["BACKENDS", "FRAMEWORKS", "GROUPS", "OPS", "PRESETS", "RENAMED_FIELDS", "RENAMED_PRESETS",
+           "SUITE_PRESET", "Algo", "Backend", "Config", "ConfigError", "Framework", "Op", "PpoConfig",
+           "PresetName", "ReppoConfig", "TorchConfig", "describe_presets", "flat_names", "preset_config",
+           "resolve_preset", "validate", "validate_choice"]

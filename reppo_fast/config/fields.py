@@ -65,14 +65,18 @@ class ReppoConfig:
 class PpoConfig:
     """The fields only PPO reads (`cfg.ppo`)."""
 
-    critic_layers: int = 5
-    """Value network depth (REPPO's critic has a fixed layout)."""
+    critic_hidden_blocks: int = 5
+    """Value network hidden blocks (Linear -> swish) before the output Linear (REPPO's critic has a fixed
+    layout)."""
     clip_eps: float = 0.2
     """Clipped-surrogate epsilon."""
     entropy_coef: float = 1e-2
     """Entropy bonus coefficient (entropy of the tanh-Gaussian, one reparameterised sample per state)."""
     value_coef: float = 0.25
     """Value loss coefficient on mean (V - G)^2 (Brax: 0.5 * vf_coefficient 0.5)."""
+    policy_std: Literal["state", "scalar"] = "state"
+    """The policy's std: `state` (Brax's tanh-normal default: the MLP outputs 2A, std = softplus(raw)
+    + 0.001) or `scalar` (state-independent, std = softplus(std_param) + 0.001, std_param starting at 1)."""
     reward_scaling: float = 10.0
     """Rewards are multiplied by this before GAE (Brax's reward_scaling)."""
     normalize_advantage: bool = True
@@ -123,10 +127,11 @@ class Config:
     """Environment steps to train for (summed over all parallel envs)."""
     run_dir: str | None = None
     """Where to write config, metrics, TensorBoard events and checkpoints (default: runs/<env>-<time>)."""
-    eval_interval: int = 10
+    eval_interval: int = 20
     """Evaluate the deterministic policy every this many iterations (and after the last one)."""
-    num_eval_envs: int = 32
-    """Fresh environments per evaluation; each plays one full episode."""
+    num_eval_envs: int = 1024
+    """Fresh environments per evaluation; each plays one full episode. The mean return is logged with its
+    standard error std / sqrt(num_eval_envs), so this sets the evaluation's noise (the authors use 1024)."""
     checkpoint_interval: int = 50
     """Write a checkpoint every this many iterations (a final one is always written)."""
     progress: bool = True
@@ -139,6 +144,14 @@ class Config:
     """Iterations (compilation, autotuning) before the `capture` range opens when profiling."""
     env_impl: Literal["jax", "warp"] = "jax"
     """mujoco_playground physics implementation (`jax` is 3-30x faster than `warp` on CPU)."""
+    action_repeat: int = 1
+    """Apply each action for this many physics steps, summing their rewards (Brax's action_repeat; PPO's
+    `dmc` preset takes mujoco_playground's per-task value). `episode_length` and `total_steps` count
+    physics steps, as Brax does."""
+    bootstrap_terminations: bool = False
+    """Treat every episode end as a time limit: terminations (ManiSkill's success and failure) bootstrap
+    from the value of the true final observation, as the authors and ManiSkill's PPO do. On in the
+    ManiSkill presets; DM Control has no terminations."""
     episode_length: int | None = None
     """Time limit of TRAINING episodes in steps (default: the env's own). Time limits bootstrap from the
     true next observation, so a shorter one leaves the discounted objective unchanged but restarts
@@ -167,8 +180,9 @@ class Config:
     # --- networks ------------------------------------------------------------------------------------
     actor_hidden: int = 512
     """Actor width."""
-    actor_layers: int = 3
-    """Actor hidden layers (Linear -> RMSNorm -> SiLU each)."""
+    actor_hidden_blocks: int = 2
+    """Actor hidden blocks before the output Linear (REPPO: Linear -> RMSNorm -> SiLU; PPO: Linear -> swish).
+    The paper's "3 actor layers" counts Linear layers, the output one included: 2 hidden blocks."""
     critic_hidden: int = 512
     """Critic width (REPPO: encoder, Q head and predictor head; PPO: the value network)."""
     action_clip: float = 0.999
@@ -194,7 +208,9 @@ class Config:
 
     @property
     def steps_per_iteration(self) -> int:
-        return self.num_envs * self.num_steps
+        """Environment (physics) steps per iteration: each of the num_envs * num_steps transitions is
+        action_repeat physics steps."""
+        return self.num_envs * self.num_steps * self.action_repeat
 
     @property
     def num_iterations(self) -> int:
@@ -242,15 +258,18 @@ class Config:
                     raise ConfigError(f"config file: {key} must be an object of its group's fields, "
                                       f"got {value!r}; was it written by another version?")
                 names = {f.name for f in dataclasses.fields(GROUPS[key])}
-                unknown += [f"{key}.{name}" for name in value if name not in names]
+                unknown += [f"{key}.{name}" for name in value if name not in names | set(RENAMED_FIELDS)]
                 fields.update(value)
-            elif key in _top_names() or _group_of(key) is not None:
+            elif key in _top_names() or _group_of(key) is not None or key in RENAMED_FIELDS:
                 fields[key] = value
             else:
                 unknown.append(key)
         if unknown:
             raise ConfigError(f"config file has unknown fields {sorted(unknown)}; "
                               "was it written by another version?")
+        for old, new in RENAMED_FIELDS.items():  # same meaning (hidden blocks), clearer name
+            if old in fields:
+                fields[new] = fields.pop(old)
         if fields.get("preset") in RENAMED_PRESETS:  # a PPO run saved before presets were per algorithm
             fields["preset"] = RENAMED_PRESETS[fields["preset"]]
         return cls().replace(**fields)
@@ -279,6 +298,8 @@ def flat_names() -> list[str]:
 
 
 def _unknown_field(name: str) -> str:
+    if name in RENAMED_FIELDS:
+        return f"config field {name!r} is now {RENAMED_FIELDS[name]!r} (same meaning: hidden blocks)"
     close = difflib.get_close_matches(name, flat_names(), n=3)
     hint = f"closest: {', '.join(close)}" if close else "`python -m reppo_fast.train --help` lists them"
     return f"unknown config field {name!r}; {hint}"
@@ -286,3 +307,5 @@ def _unknown_field(name: str) -> str:
 
 # The PPO presets' names before presets were keyed by algorithm: old run configs read as the new name.
 RENAMED_PRESETS = {"ppo": "dmc", "ppo_cpu": "cpu"}
+# Fields renamed in issue 13 (their values counted hidden blocks then as now): old run configs still read.
+RENAMED_FIELDS = {"actor_layers": "actor_hidden_blocks", "critic_layers": "critic_hidden_blocks"}

@@ -44,8 +44,8 @@ def validate(cfg: Config) -> None:
         if values[name] not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {values[name]!r}")
     positive = ["num_envs", "num_steps", "num_epochs", "num_minibatches", "total_steps", "eval_interval",
-                "num_eval_envs", "checkpoint_interval", "actor_hidden", "actor_layers", "critic_hidden",
-                "kl_samples", "critic_layers"]
+                "num_eval_envs", "checkpoint_interval", "actor_hidden", "actor_hidden_blocks",
+                "critic_hidden", "kl_samples", "critic_hidden_blocks", "action_repeat"]
     for name in positive:
         if values[name] <= 0:
             raise ConfigError(f"{name} must be a positive integer, got {values[name]}")

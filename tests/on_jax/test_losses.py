@@ -12,7 +12,7 @@ from reppo_fast.on_jax.reppo import networks as nets
 from reppo_fast.on_jax.reppo.losses import Batch, actor_loss, critic_loss, q_value
 
 K = bind("jax", "reference")
-CFG = Config().replace(critic_hidden=16, actor_hidden=16, actor_layers=2, num_bins=21,
+CFG = Config().replace(critic_hidden=16, actor_hidden=16, actor_hidden_blocks=2, num_bins=21,
                        v_min=0.0, v_max=20.0)
 B, O, A, H = 8, 3, 2, 16
 
@@ -20,7 +20,7 @@ B, O, A, H = 8, 3, 2, 16
 def _params(cfg=CFG):
     hist0 = K.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.reppo.num_bins, v_min=cfg.reppo.v_min,
                             v_max=cfg.reppo.v_max)[0]
-    actor = {"net": nets.init_actor(jax.random.PRNGKey(0), O, A, cfg.actor_hidden, cfg.actor_layers),
+    actor = {"net": nets.init_actor(jax.random.PRNGKey(0), O, A, cfg.actor_hidden, cfg.actor_hidden_blocks),
              "log_alpha": jnp.log(0.5), "log_beta": jnp.log(0.25)}
     critic = nets.init_critic(jax.random.PRNGKey(1), O, A, cfg.critic_hidden, hist0)
     return actor, critic

@@ -12,7 +12,7 @@ from reppo_fast.train import main
 
 TIME_KEYS = {"time/iteration_s", "time/elapsed_s", "time/env_steps_per_s", "wall_time"}
 TINY = dict(env="ToyPointMass", num_envs=8, num_steps=8, num_epochs=2, num_minibatches=2, actor_hidden=16,
-            actor_layers=2, critic_hidden=16, num_bins=21, v_min=0.0, v_max=100.0, num_eval_envs=4,
+            actor_hidden_blocks=2, critic_hidden=16, num_bins=21, v_min=0.0, v_max=100.0, num_eval_envs=4,
             eval_interval=2, checkpoint_interval=2, progress=False)
 
 

@@ -18,7 +18,7 @@ pytest.importorskip("triton")
 DEVICE = triton_device()
 
 B, O, A, H, S = 8, 3, 2, 16, 4
-CFG = Config().replace(actor_hidden=16, actor_layers=2, critic_hidden=H, num_bins=21, v_min=0.0,
+CFG = Config().replace(actor_hidden=16, actor_hidden_blocks=2, critic_hidden=H, num_bins=21, v_min=0.0,
                        v_max=20.0, kl_samples=S, kl_target=0.05)
 
 
@@ -29,7 +29,7 @@ def _inputs():
     with torch.device(DEVICE):  # the networks' parameters, and hist(0) from the Triton kernel
         hist0 = kernels.hl_gauss_hist(torch.zeros(1), num_bins=CFG.reppo.num_bins, v_min=CFG.reppo.v_min,
                                       v_max=CFG.reppo.v_max)[0]
-        actor = tn.init_actor(O, A, CFG.actor_hidden, CFG.actor_layers, 0.05, 0.2)
+        actor = tn.init_actor(O, A, CFG.actor_hidden, CFG.actor_hidden_blocks, 0.05, 0.2)
         critic = tn.init_critic(O, A, H, hist0)
 
     def r(*shape):

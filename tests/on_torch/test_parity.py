@@ -17,7 +17,7 @@ from reppo_fast.on_torch.reppo import losses as tl
 from reppo_fast.on_torch.reppo import networks as tn
 
 B, O, A, H, S = 32, 5, 3, 32, 16
-CFG = Config().replace(actor_hidden=32, actor_layers=2, critic_hidden=H, num_bins=41,
+CFG = Config().replace(actor_hidden=32, actor_hidden_blocks=2, critic_hidden=H, num_bins=41,
                        v_min=0.0, v_max=40.0, kl_samples=S)
 JK, TK = bind("jax", "reference"), bind("torch", "reference")
 pytestmark = pytest.mark.usefixtures("float32_matmuls")  # like with like on a GPU too
@@ -27,10 +27,10 @@ def _setup(seed=0, cfg=CFG):
     hist0 = JK.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.reppo.num_bins, v_min=cfg.reppo.v_min,
                              v_max=cfg.reppo.v_max)[0]
     k = jax.random.split(jax.random.PRNGKey(seed), 12)
-    j_actor = {"net": jn.init_actor(k[0], O, A, cfg.actor_hidden, cfg.actor_layers),
+    j_actor = {"net": jn.init_actor(k[0], O, A, cfg.actor_hidden, cfg.actor_hidden_blocks),
                "log_alpha": jnp.log(0.05), "log_beta": jnp.log(0.2)}
     j_critic = jn.init_critic(k[1], O, A, H, hist0)
-    t_actor = tn.init_actor(O, A, cfg.actor_hidden, cfg.actor_layers, 1.0, 1.0)
+    t_actor = tn.init_actor(O, A, cfg.actor_hidden, cfg.actor_hidden_blocks, 1.0, 1.0)
     t_critic = tn.init_critic(O, A, H, torch.tensor(np.asarray(hist0)))
     tn.load_jax_params(t_actor, j_actor, t_critic, j_critic)
     obs = jax.random.normal(k[2], (B, O))

@@ -16,18 +16,18 @@ from reppo_fast.on_torch.ppo import losses as tl
 from reppo_fast.on_torch.ppo import networks as tn
 
 B, O, A = 64, 5, 3
-CFG = Config().replace(algo="ppo", actor_hidden=16, actor_layers=2, critic_hidden=32,
-                       critic_layers=2, clip_eps=0.2, entropy_coef=0.01, value_coef=0.25)
+CFG = Config().replace(algo="ppo", actor_hidden=16, actor_hidden_blocks=2, critic_hidden=32,
+                       critic_hidden_blocks=2, clip_eps=0.2, entropy_coef=0.01, value_coef=0.25)
 JK, TK = bind("jax", "reference"), bind("torch", "reference")
 pytestmark = pytest.mark.usefixtures("float32_matmuls")  # like with like on a GPU too
 
 
 def _setup(seed=0):
     k = jax.random.split(jax.random.PRNGKey(seed), 8)
-    j_actor = jn.init_actor(k[0], O, A, CFG.actor_hidden, CFG.actor_layers)
-    j_critic = jn.init_critic(k[1], O, CFG.critic_hidden, CFG.ppo.critic_layers)
-    t_actor = tn.Actor(O, A, CFG.actor_hidden, CFG.actor_layers)
-    t_critic = tn.Critic(O, CFG.critic_hidden, CFG.ppo.critic_layers)
+    j_actor = jn.init_actor(k[0], O, A, CFG.actor_hidden, CFG.actor_hidden_blocks)
+    j_critic = jn.init_critic(k[1], O, CFG.critic_hidden, CFG.ppo.critic_hidden_blocks)
+    t_actor = tn.Actor(O, A, CFG.actor_hidden, CFG.actor_hidden_blocks)
+    t_critic = tn.Critic(O, CFG.critic_hidden, CFG.ppo.critic_hidden_blocks)
     tn.load_jax_params(t_actor, j_actor, t_critic, j_critic)
     obs = jax.random.normal(k[2], (B, O))
     mean, log_std = jn.actor_apply(j_actor, obs)

@@ -18,7 +18,7 @@ pytest.importorskip("triton")
 
 DEVICE = torch.device(triton_device())
 TINY = dict(env="ToyPointMass", framework="torch", num_envs=4, num_steps=4, num_epochs=1, num_minibatches=2,
-            actor_hidden=16, actor_layers=2, critic_hidden=16, num_bins=21, v_min=0.0, v_max=100.0,
+            actor_hidden=16, actor_hidden_blocks=2, critic_hidden=16, num_bins=21, v_min=0.0, v_max=100.0,
             kl_samples=4, num_eval_envs=2, eval_interval=100, checkpoint_interval=100, progress=False,
             total_steps=2 * 16)
 

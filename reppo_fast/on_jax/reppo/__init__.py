@@ -42,7 +42,7 @@ def init_networks(cfg, env, kernels, keys):
     hist0 = kernels.hl_gauss_hist(jnp.zeros((1,)), num_bins=cfg.reppo.num_bins, v_min=cfg.reppo.v_min,
                                   v_max=cfg.reppo.v_max, sigma_ratio=cfg.reppo.sigma_ratio)[0]
     actor = {"net": nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden,
-                                    cfg.actor_layers),
+                                    cfg.actor_hidden_blocks),
              "log_alpha": jnp.log(jnp.float32(cfg.reppo.alpha_init)),
              "log_beta": jnp.log(jnp.float32(cfg.reppo.beta_init))}
     return actor, nets.init_critic(k_critic, env.obs_size, env.action_size, cfg.critic_hidden, hist0)

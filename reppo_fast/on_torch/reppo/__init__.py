@@ -38,7 +38,7 @@ def init_networks(cfg, env, kernels, rng=None):
     hist0 = kernels.hl_gauss_hist(torch.zeros(1, device=device), num_bins=cfg.reppo.num_bins,
                                   v_min=cfg.reppo.v_min, v_max=cfg.reppo.v_max,
                                   sigma_ratio=cfg.reppo.sigma_ratio)[0]
-    return (nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_layers,
+    return (nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_hidden_blocks,
                             cfg.reppo.alpha_init, cfg.reppo.beta_init),
             nets.init_critic(env.obs_size, env.action_size, cfg.critic_hidden, hist0))
 
