@@ -46,6 +46,20 @@ class Algorithm(NamedTuple):
     """(actor, obs) -> the deterministic policy's pre-tanh action (what evaluation plays)."""
 
 
+class EvalResult(NamedTuple):
+    """One evaluation: the mean undiscounted return of one full episode per fresh env, and its standard
+    error std / sqrt(N), which says how far apart two evaluations must be to differ."""
+    mean: float
+    stderr: float
+
+
+def eval_result(returns) -> EvalResult:
+    """Per-env episode returns [N] -> EvalResult (sample std, ddof 1; a single env has stderr 0)."""
+    r = np.asarray(returns, np.float64)
+    stderr = float(r.std(ddof=1) / np.sqrt(r.size)) if r.size > 1 else 0.0
+    return EvalResult(float(r.mean()), stderr)
+
+
 class Trainer(Protocol):
     """What the runner (reppo_fast.runner) needs of a framework's trainer."""
 
@@ -53,7 +67,7 @@ class Trainer(Protocol):
 
     def iteration(self, state: Any) -> tuple[Any, dict]: ...
 
-    def evaluate(self, state: Any, seed: int, iteration: int) -> float: ...
+    def evaluate(self, state: Any, seed: int, iteration: int) -> EvalResult: ...
 
     def describe(self) -> dict: ...
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = 1  # the layout of the arrays; bump it (and say what changed) when the codec changes
+# The layout of the arrays; bump it (and say what changed) when the codec or the networks' parameters change.
+# 2 (issue 13): REPPO's critic has its own `zero_dist` parameter; PPO's policy outputs its std (2A outputs).
+FORMAT = 2
 _META_KEY = "__meta__"
 _NAME = re.compile(r"^ckpt_(\d{8})\.npz$")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from reppo_fast.algorithm import EvalResult
+
 
 def _truncate_jsonl(path: Path, last_iteration: int) -> None:
     """Drop lines past `last_iteration`: work after the resumed checkpoint is redone, not duplicated."""
@@ -45,11 +47,14 @@ class MetricsLogger:
             for name, value in scalars.items():
                 self._tb.add_scalar(name, value, env_steps)
 
-    def log_eval(self, iteration: int, env_steps: int, episode_return: float, wall_time: float) -> None:
+    def log_eval(self, iteration: int, env_steps: int, result: EvalResult, wall_time: float) -> None:
+        """The mean return and its standard error (eval/return, eval/return_stderr)."""
         self._write(self.eval_path, {"iteration": iteration, "env_steps": env_steps,
-                                     "eval/return": episode_return, "wall_time": wall_time})
+                                     "eval/return": result.mean, "eval/return_stderr": result.stderr,
+                                     "wall_time": wall_time})
         if self._tb is not None:
-            self._tb.add_scalar("eval/return", episode_return, env_steps)
+            self._tb.add_scalar("eval/return", result.mean, env_steps)
+            self._tb.add_scalar("eval/return_stderr", result.stderr, env_steps)
 
     def close(self) -> None:
         if self._tb is not None:

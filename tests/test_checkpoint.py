@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from reppo_fast import checkpoint
 from reppo_fast.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 
 
@@ -15,7 +16,7 @@ def test_round_trip_is_exact(tmp_path):
     meta = {"iteration": 12, "elapsed": 3.5, "last_eval": None}
     path = save_checkpoint(tmp_path, 12, arrays, meta)
     got, got_meta = load_checkpoint(path)
-    assert got_meta == {**meta, "format": 1}
+    assert got_meta == {**meta, "format": checkpoint.FORMAT}
     assert set(got) == set(arrays)
     for k, v in arrays.items():
         assert got[k].dtype == np.asarray(v).dtype and np.array_equal(got[k], v)
@@ -30,12 +31,10 @@ def test_atomic_write_leaves_no_temp_files_and_keeps_newest(tmp_path):
 
 
 def test_a_checkpoint_of_another_format_is_refused(tmp_path):
-    from reppo_fast import checkpoint
-
     path = checkpoint.save_checkpoint(tmp_path, 1, {"w": np.ones(2)}, {"iteration": 1})
     assert checkpoint.load_checkpoint(path)[1]["format"] == checkpoint.FORMAT
     data = dict(np.load(path))
     meta = json.loads(data.pop("__meta__").tobytes().decode())
     np.savez(path, **data, __meta__=np.frombuffer(json.dumps({**meta, "format": 99}).encode(), np.uint8))
-    with pytest.raises(checkpoint.CheckpointFormatError, match="format 99.*reads format 1"):
+    with pytest.raises(checkpoint.CheckpointFormatError, match=f"format 99.*reads format {checkpoint.FORMAT}"):
         checkpoint.load_checkpoint(path)

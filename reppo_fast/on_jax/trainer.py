@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from reppo_fast.algorithm import Algorithm
+from reppo_fast.algorithm import Algorithm, EvalResult, eval_result
 from reppo_fast.on_jax.common import episode_stats, norm_init, normalize, scan_minibatches, train_metrics
 from reppo_fast.precision import matmul_precision
 from reppo_fast.profiling import instrument_kernels
@@ -94,9 +94,9 @@ class Trainer:
     def from_arrays(template: TrainState, arrays: dict[str, np.ndarray]) -> TrainState:
         return state_from_arrays(template, arrays)
 
-    def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
+    def evaluate(self, state: TrainState, seed: int, iteration: int) -> EvalResult:
         """Deterministic eval on fresh envs; the key depends only on (seed, iteration): resumable."""
-        return float(self._evaluate(state.actor, state.rollout.norm, eval_key(seed, iteration)))
+        return eval_result(self._evaluate(state.actor, state.rollout.norm, eval_key(seed, iteration)))
 
     # --- the jitted iteration -------------------------------------------------------------------------
 
@@ -144,7 +144,7 @@ class Trainer:
 
 
 def evaluate(policy_mean, norm, env, key, cfg):
-    """Mean undiscounted return of one full episode per fresh env, deterministic action tanh(mean), with
+    """Undiscounted return [N] of one full episode per fresh env, deterministic action tanh(mean), with
     policy_mean(normalised obs [N, O]) -> pre-tanh mean [N, A]; normalisation statistics frozen."""
     def step(c, _):
         env_state, ret, alive = c
@@ -156,7 +156,7 @@ def evaluate(policy_mean, norm, env, key, cfg):
     state = env.reset(key, random_step_count=False)
     init = (state, jnp.zeros((env.num_envs,), jnp.float32), jnp.ones((env.num_envs,), bool))
     (_, ret, _), _ = jax.lax.scan(step, init, None, length=env.max_episode_steps)
-    return jnp.mean(ret)
+    return ret
 
 
 def state_to_arrays(state: TrainState) -> dict[str, np.ndarray]:

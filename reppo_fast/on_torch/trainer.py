@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from reppo_fast.algorithm import Algorithm
+from reppo_fast.algorithm import Algorithm, EvalResult, eval_result
 from reppo_fast.on_torch.common import (
     NormState,
     episode_stats,
@@ -103,10 +103,10 @@ class Trainer:
         carry = RolloutCarry(env, norm_init(env.obs_size, device), torch.zeros(env.num_envs, device=device))
         return TrainState(actor, critic, actor_opt, critic_opt, carry, generator)
 
-    def evaluate(self, state: TrainState, seed: int, iteration: int) -> float:
+    def evaluate(self, state: TrainState, seed: int, iteration: int) -> EvalResult:
         """Deterministic eval on fresh envs; the seed depends only on (seed, iteration): resumable."""
-        return evaluate(lambda obs: self.algo.policy_mean(state.actor, obs), state.rollout.norm,
-                        self.eval_env, eval_seed(seed, iteration), self.cfg)
+        return eval_result(evaluate(lambda obs: self.algo.policy_mean(state.actor, obs), state.rollout.norm,
+                                    self.eval_env, eval_seed(seed, iteration), self.cfg).cpu().numpy())
 
     @staticmethod
     def to_arrays(state: TrainState) -> dict[str, np.ndarray]:
@@ -162,8 +162,8 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate(policy_mean, norm: NormState, env, seed: int, cfg) -> float:
-    """Mean undiscounted return of one full episode per fresh env, deterministic action tanh(mean), with
+def evaluate(policy_mean, norm: NormState, env, seed: int, cfg) -> torch.Tensor:
+    """Undiscounted return [N] of one full episode per fresh env, deterministic action tanh(mean), with
     policy_mean(normalised obs [N, O]) -> pre-tanh mean [N, A]. Shared by every algorithm."""
     obs = env.reset(seed, random_step_count=False)
     ret = torch.zeros(env.num_envs, device=env.device)
@@ -174,7 +174,7 @@ def evaluate(policy_mean, norm: NormState, env, seed: int, cfg) -> float:
         ret += torch.where(alive, out.reward, 0.0)
         alive &= ~(out.terminated | out.truncated)
         obs = out.obs
-    return float(ret.mean())
+    return ret
 
 
 # --- the checkpoint codec -----------------------------------------------------------------------------

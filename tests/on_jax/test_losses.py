@@ -92,15 +92,51 @@ def test_multiplier_gradients_point_the_right_way():
     assert float(grads["log_alpha"]) > 0 and float(grads["log_beta"]) > 0
 
 
-def test_clipped_objective_switches_to_kl_penalty():
+def _per_row(actor, critic, batch, cfg=CFG):
+    """The objective's per-state pieces, computed outside actor_loss: (log pi, Q~, KL) each [B]."""
+    noise = jax.random.normal(jax.random.PRNGKey(3), (B, A))
+    old_noise = jax.random.normal(jax.random.PRNGKey(4), (cfg.reppo.kl_samples, B, A))
+    mean, log_std = nets.actor_apply(actor["net"], batch.obs)
+    out = K.tanh_normal(mean, log_std, noise, batch.old_mean, batch.old_log_std, old_noise)
+    q, _ = q_value(critic, batch.obs, out.action, K, cfg)
+    return np.float64(out.log_prob), np.float64(q), np.float64(out.kl)
+
+
+def _loss(actor, critic, batch, cfg):
+    noise = jax.random.normal(jax.random.PRNGKey(3), (B, A))
+    old_noise = jax.random.normal(jax.random.PRNGKey(4), (cfg.reppo.kl_samples, B, A))
+    return float(actor_loss(actor, critic, batch, noise, old_noise, K, cfg)[0])
+
+
+def test_clipped_objective_is_the_documented_per_state_switch():
+    # docs/algorithms.md section 6: l_s = alpha * log pi - Q~ where KL_s < kl_target, else beta * KL_s;
+    # loss = mean_s l_s + alpha * (ent_target_mult * A - mean log pi) - beta * (mean KL - kl_target).
     actor, critic = _params()
     batch = _batch(jax.random.PRNGKey(6))
-    # kl_target huge: clipped == full minus the beta*KL term; tiny: only beta*KL carries actor gradient,
-    # so the critic cannot push the policy (the trust region holds).
+    logp, q, kl = _per_row(actor, critic, batch)
+    alpha, beta = 0.5, 0.25
+    target = float(np.median(kl))  # half the rows on each branch
+    cfg = CFG.replace(kl_target=target)
+    assert 0 < np.sum(kl < target) < B
+    per_state = np.where(kl < target, alpha * logp - q, beta * kl)
+    multipliers = alpha * (0.5 * A - logp.mean()) - beta * (kl.mean() - target)
+    np.testing.assert_allclose(_loss(actor, critic, batch, cfg), per_state.mean() + multipliers,
+                               rtol=1e-5, atol=1e-6)
+    # "full" adds beta * KL_s on every state
+    want_full = (alpha * logp - q + beta * kl).mean() + multipliers
+    np.testing.assert_allclose(_loss(actor, critic, batch, cfg.replace(actor_objective="full")), want_full,
+                               rtol=1e-5, atol=1e-6)
+    # kl_target above every KL: clipped == full - beta * mean KL exactly
     far = CFG.replace(kl_target=1e9)
-    g_clip, _ = _actor_grads(actor, critic, batch, far)
-    g_full, _ = _actor_grads(actor, critic, batch, far.replace(actor_objective="full"))
-    assert not np.allclose(g_clip["net"]["out"]["w"], g_full["net"]["out"]["w"])
+    full = _loss(actor, critic, batch, far.replace(actor_objective="full"))
+    np.testing.assert_allclose(_loss(actor, critic, batch, far), full - beta * kl.mean(), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_clipped_objective_beyond_the_trust_region_ignores_the_critic():
+    actor, critic = _params()
+    batch = _batch(jax.random.PRNGKey(6))
+    # kl_target tiny: only beta*KL carries actor gradient, so the critic cannot push the policy.
     near = CFG.replace(kl_target=1e-9)
     g_near, m = _actor_grads(actor, critic, batch, near)
     assert float(m["actor/kl_clipped_frac"]) == 1.0

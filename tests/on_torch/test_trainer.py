@@ -34,7 +34,7 @@ def test_torch_run_writes_finite_metrics_and_a_full_checkpoint(tmp_path):
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["framework"] == "torch" and meta["compiled"] is False  # auto: eager on CPU
     arrays, _ = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
-    for part in ("actor.log_alpha", "actor.log_beta", "critic.q_out.bias", "actor_opt.0.exp_avg",
+    for part in ("actor.log_alpha", "actor.log_beta", "critic.zero_dist", "actor_opt.0.exp_avg",
                  "critic_opt.0.exp_avg_sq", "norm.mean", "generator", "iteration"):
         assert part in arrays, part
     assert any(k.startswith("env.") for k in arrays)

@@ -2,17 +2,33 @@
 
 The JAX params `{"blocks": [...], "out": ...}` map to these modules' attributes; `load_jax_params` copies
 a JAX parameter tree in (JAX `w` is [fan_in, fan_out], nn.Linear's weight its transpose). Every hidden
-block is Linear -> RMSNorm -> SiLU, and the initialisation is nn.Linear's default, as on the JAX side.
+block is Linear -> RMSNorm -> SiLU; every Linear starts lecun-normal with a zero bias, as on the JAX side
+(flax's default, not nn.Linear's uniform one).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 RMS_EPS = 1e-6
-Q_BIAS_SCALE = 40.0  # the Q head's output bias starts at 40 * hist(0): the untrained critic says Q ~ 0
+ZERO_DIST_SCALE = 40.0  # logits += 40 * zero_dist, zero_dist starting at hist(0): the untrained Q is ~ 0
+# jax.nn.initializers.lecun_normal: a standard normal truncated to [-2, 2] has std 0.8796..., so the
+# samples are divided by it to make the std exactly 1/sqrt(fan_in).
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def lecun_normal_linear(fan_in: int, fan_out: int) -> nn.Linear:
+    """nn.Linear with flax's Dense init: w lecun-normal (truncated at 2 std), b = 0."""
+    linear = nn.Linear(fan_in, fan_out)
+    std = 1.0 / math.sqrt(fan_in) / TRUNCATED_NORMAL_STD
+    with torch.no_grad():
+        nn.init.trunc_normal_(linear.weight, 0.0, std, -2.0 * std, 2.0 * std)
+        linear.bias.zero_()
+    return linear
 
 
 class Block(nn.Module):
@@ -20,7 +36,7 @@ class Block(nn.Module):
 
     def __init__(self, fan_in: int, fan_out: int):
         super().__init__()
-        self.linear = nn.Linear(fan_in, fan_out)
+        self.linear = lecun_normal_linear(fan_in, fan_out)
         self.scale = nn.Parameter(torch.ones(fan_out))
 
     def forward(self, x):
@@ -35,11 +51,11 @@ def rms_norm(scale, x):
 class ActorNet(nn.Module):
     """obs [..., O] -> (mean, log_std), each [..., A]."""
 
-    def __init__(self, obs_size: int, action_size: int, hidden: int, layers: int):
+    def __init__(self, obs_size: int, action_size: int, hidden: int, hidden_blocks: int):
         super().__init__()
-        sizes = [obs_size] + [hidden] * layers
-        self.blocks = nn.ModuleList(Block(sizes[i], sizes[i + 1]) for i in range(layers))
-        self.out = nn.Linear(hidden, 2 * action_size)
+        sizes = [obs_size] + [hidden] * hidden_blocks
+        self.blocks = nn.ModuleList(Block(sizes[i], sizes[i + 1]) for i in range(hidden_blocks))
+        self.out = lecun_normal_linear(hidden, 2 * action_size)
 
     def forward(self, obs):
         return actor_apply(self, obs)
@@ -62,17 +78,15 @@ class Actor(nn.Module):
 class Critic(nn.Module):
     """HL-Gauss Q critic with the self-predictive head (docs/algorithms.md section 5)."""
 
-    def __init__(self, obs_size: int, action_size: int, hidden: int, q_out_bias: torch.Tensor):
+    def __init__(self, obs_size: int, action_size: int, hidden: int, zero_dist: torch.Tensor):
         super().__init__()
-        num_bins = q_out_bias.shape[-1]
         self.enc_in = Block(obs_size + action_size, hidden)
-        self.enc_out = nn.Linear(hidden, hidden)
+        self.enc_out = lecun_normal_linear(hidden, hidden)
         self.q_hidden = Block(hidden, hidden)
-        self.q_out = nn.Linear(hidden, num_bins)
+        self.q_out = lecun_normal_linear(hidden, zero_dist.shape[-1])
+        self.zero_dist = nn.Parameter(zero_dist.detach().clone().float())
         self.pred_hidden = Block(hidden, hidden)
-        self.pred_out = nn.Linear(hidden, hidden + 1)
-        with torch.no_grad():
-            self.q_out.bias.copy_(Q_BIAS_SCALE * q_out_bias)
+        self.pred_out = lecun_normal_linear(hidden, hidden + 1)
 
     def forward(self, obs, action):
         """(HL-Gauss logits [..., K], features z [..., H]) at (obs, action)."""
@@ -80,13 +94,13 @@ class Critic(nn.Module):
         return critic_q_logits(self, z), z
 
 
-def init_actor(obs_size: int, action_size: int, hidden: int, layers: int, alpha_init: float,
+def init_actor(obs_size: int, action_size: int, hidden: int, hidden_blocks: int, alpha_init: float,
                beta_init: float) -> Actor:
-    return Actor(ActorNet(obs_size, action_size, hidden, layers), alpha_init, beta_init)
+    return Actor(ActorNet(obs_size, action_size, hidden, hidden_blocks), alpha_init, beta_init)
 
 
-def init_critic(obs_size: int, action_size: int, hidden: int, q_out_bias: torch.Tensor) -> Critic:
-    return Critic(obs_size, action_size, hidden, q_out_bias)
+def init_critic(obs_size: int, action_size: int, hidden: int, zero_dist: torch.Tensor) -> Critic:
+    return Critic(obs_size, action_size, hidden, zero_dist)
 
 
 def actor_apply(net: ActorNet, obs, log_std_min=None, log_std_max=None):
@@ -106,8 +120,8 @@ def critic_encode(critic: Critic, obs, action):
 
 
 def critic_q_logits(critic: Critic, z):
-    """features z [..., H] -> HL-Gauss logits [..., K]."""
-    return critic.q_out(critic.q_hidden(F.silu(z)))
+    """features z [..., H] -> HL-Gauss logits [..., K], offset by ZERO_DIST_SCALE * zero_dist."""
+    return critic.q_out(critic.q_hidden(F.silu(z))) + ZERO_DIST_SCALE * critic.zero_dist
 
 
 def critic_predict(critic: Critic, z):
@@ -131,7 +145,7 @@ def _copy_block(block: Block, p) -> None:
 def _np(x):
     import numpy as np
 
-    return np.asarray(x)
+    return np.array(x)  # a writable copy: torch warns on (and must not alias) read-only JAX buffers
 
 
 @torch.no_grad()
@@ -149,3 +163,4 @@ def load_jax_params(actor: Actor | None = None, jax_actor=None, critic: Critic |
             _copy_block(getattr(critic, name), jax_critic[name])
         for name in ("enc_out", "q_out", "pred_out"):
             _copy_linear(getattr(critic, name), jax_critic[name])
+        critic.zero_dist.copy_(torch.as_tensor(_np(jax_critic["zero_dist"])))
