@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 from reppo_fast.algorithm import Algorithm, EvalResult, eval_result
+from reppo_fast.envs.contract_jax import bootstrap_terminations
 from reppo_fast.on_jax.common import episode_stats, norm_init, normalize, scan_minibatches, train_metrics
 from reppo_fast.precision import matmul_precision
 from reppo_fast.profiling import instrument_kernels
@@ -122,6 +123,8 @@ class Trainer:
             noise = algo.step_noise(k, env.num_envs, env.action_size)
             norm, obs, action, acted = algo.act(actor, critic, c.norm, c.env.obs, noise, kernels, cfg)
             env_state, out = env.step(c.env, action)
+            if cfg.bootstrap_terminations:
+                out = bootstrap_terminations(out)
             transition = algo.bootstrap(actor, critic, norm, obs, action, acted, out, noise, kernels, cfg)
             ep_return, stats = episode_stats(c.ep_return, out.reward, out.terminated, out.truncated,
                                              out.nonfinite)

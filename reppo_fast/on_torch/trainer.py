@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from reppo_fast.algorithm import Algorithm, EvalResult, eval_result
+from reppo_fast.envs.contract_torch import bootstrap_terminations
 from reppo_fast.on_torch.common import (
     NormState,
     episode_stats,
@@ -142,6 +143,8 @@ class Trainer:
             noise = algo.step_noise(generator, env.num_envs, env.action_size)
             norm, obs, action, acted = self.act(actor, critic, norm, env.obs, noise, kernels, cfg)
             out = env.step(action)
+            if cfg.bootstrap_terminations:
+                out = bootstrap_terminations(out)
             steps.append(self.bootstrap(actor, critic, norm, obs, action, acted, out, noise, kernels, cfg))
             ep_return = episode_stats(stats, ep_return, out.reward, out.terminated, out.truncated,
                                       out.nonfinite)

@@ -10,6 +10,7 @@ and the rollout's noise draws: it shares no code with the networks, kernels or e
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from reppo_fast.config import Config
 from reppo_fast.envs import make_env
@@ -83,9 +84,9 @@ def _toy_step(qpos, qvel, action):
 
 # --- the setup -------------------------------------------------------------------------------------------
 
-def _trainer(algorithm=ALGORITHM):
+def _trainer(algorithm=ALGORITHM, cfg=CFG):
     env = make_env("ToyPointMass", num_envs=N, episode_length=EPISODE)
-    return Trainer(CFG, env, env, bind("jax", "reference"), algorithm)
+    return Trainer(cfg, env, env, bind("jax", "reference"), algorithm)
 
 
 def _carry(state):
@@ -97,8 +98,11 @@ def _carry(state):
     return RolloutCarry(env, state.rollout.norm, state.rollout.ep_return)
 
 
-def test_rollout_matches_a_float64_hand_computation(float32_matmuls):
-    trainer = _trainer()
+@pytest.mark.parametrize("bootstrap_all", [False, True], ids=["terminal", "bootstrap_terminations"])
+def test_rollout_matches_a_float64_hand_computation(float32_matmuls, bootstrap_all):
+    """With bootstrap_terminations (the ManiSkill presets) a termination is recorded as a truncation: it
+    keeps the entropy term and bootstraps."""
+    trainer = _trainer(cfg=CFG.replace(bootstrap_terminations=bootstrap_all))
     state = trainer.init_state(0)
     key = jax.random.PRNGKey(7)
     _, data, _ = trainer._rollout(state.actor, state.critic, _carry(state), key)
@@ -119,6 +123,9 @@ def test_rollout_matches_a_float64_hand_computation(float32_matmuls):
 
         next_qpos, next_qvel, reward, terminated = _toy_step(qpos, qvel, stored)
         truncated = (count + 1 >= EPISODE) & ~terminated
+        ended = terminated | truncated
+        if bootstrap_all:
+            terminated, truncated = np.zeros_like(terminated), ended
         np.testing.assert_array_equal(data.terminated[t], terminated)
         np.testing.assert_array_equal(data.truncated[t], truncated)
         np.testing.assert_allclose(data.reward[t], reward, rtol=1e-5, atol=1e-6)
@@ -136,13 +143,12 @@ def test_rollout_matches_a_float64_hand_computation(float32_matmuls):
         assert np.all(np.abs(reused - soft)[~terminated] > 1e-3)
 
         # ended envs restart: ToyPointMass resets to a random position at rest (read back from obs)
-        ended = terminated | truncated
         reset_qpos = np.asarray(data.obs[t + 1, :, :A], np.float64) if t + 1 < T else next_qpos
         qpos = np.where(ended[:, None], reset_qpos, next_qpos)
         qvel = np.where(ended[:, None], 0.0, next_qvel)
         count = np.where(ended, 0, count + 1)
     assert clipped_any  # the clip was exercised
-    assert data.truncated[0, 1] and data.terminated[0, 2]  # both episode ends were exercised
+    assert data.truncated[0, 1] and (data.truncated if bootstrap_all else data.terminated)[0, 2]
 
 
 def test_pi_old_is_frozen_for_the_whole_update_phase(float32_matmuls):
