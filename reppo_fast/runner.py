@@ -62,19 +62,22 @@ def _build(cfg: Config):
 
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         env = make_torch_env(cfg.env, num_envs=cfg.num_envs, device=device, impl=cfg.env_impl,
-                             episode_length=cfg.episode_length)
+                             episode_length=cfg.episode_length, action_repeat=cfg.action_repeat)
         cfg = _resolve_gamma(cfg, env)
         # Evaluation always plays the env's own full episodes, whatever the training time limit.
-        eval_env = make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=device, impl=cfg.env_impl)
+        eval_env = make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=device, impl=cfg.env_impl,
+                                  action_repeat=cfg.action_repeat)
         algo = algorithm(cfg.framework, cfg.algo)
         trainer: Trainer = TorchTrainer(cfg, env, eval_env, kernels, algo, device, ranges)
         return cfg, trainer, kernels, env, ranges
     from reppo_fast.envs import make_env
     from reppo_fast.on_jax.trainer import Trainer as JaxTrainer
 
-    env = make_env(cfg.env, num_envs=cfg.num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length)
+    env = make_env(cfg.env, num_envs=cfg.num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length,
+                   action_repeat=cfg.action_repeat)
     cfg = _resolve_gamma(cfg, env)
-    eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl)
+    eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl,
+                        action_repeat=cfg.action_repeat)
     trainer: Trainer = JaxTrainer(cfg, env, eval_env, kernels, algorithm(cfg.framework, cfg.algo))
     return cfg, trainer, kernels, env, ranges
 
@@ -129,6 +132,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
     print(f"run dir: {run_dir}  kernels: {dict(kernels.bound)}")
     logger = MetricsLogger(run_dir, resume=(start, start * cfg.steps_per_iteration) if resume else None)
     progress = Progress(cfg, start, last_eval)
+    last_line = f"{last_eval}"
     done = start
 
     def checkpoint():
@@ -160,9 +164,10 @@ def run(cfg: Config, resume: bool = False) -> Path:
             if done % cfg.eval_interval == 0 or done == cfg.num_iterations:
                 t_eval = time.perf_counter()
                 with ranges("eval"):
-                    last_eval = trainer.evaluate(state, cfg.seed, done)
+                    result = trainer.evaluate(state, cfg.seed, done)
                 elapsed += time.perf_counter() - t_eval
-                logger.log_eval(done, env_steps, last_eval, elapsed)
+                logger.log_eval(done, env_steps, result, elapsed)
+                last_eval, last_line = result.mean, f"{result.mean:.1f} +- {result.stderr:.1f} (stderr)"
             progress.update(done, scalars, last_eval)
             if done % cfg.checkpoint_interval == 0:
                 checkpoint()
@@ -181,5 +186,5 @@ def run(cfg: Config, resume: bool = False) -> Path:
     progress.close()
     logger.close()
     print(f"done: {done * cfg.steps_per_iteration:,} env steps in {elapsed:.0f} s; "
-          f"final eval return {last_eval}; run dir {run_dir}")
+          f"final eval return {last_line}; run dir {run_dir}")
     return run_dir

@@ -36,5 +36,6 @@ def test_a_checkpoint_of_another_format_is_refused(tmp_path):
     data = dict(np.load(path))
     meta = json.loads(data.pop("__meta__").tobytes().decode())
     np.savez(path, **data, __meta__=np.frombuffer(json.dumps({**meta, "format": 99}).encode(), np.uint8))
-    with pytest.raises(checkpoint.CheckpointFormatError, match=f"format 99.*reads format {checkpoint.FORMAT}"):
+    refused = f"format 99.*reads format {checkpoint.FORMAT}"
+    with pytest.raises(checkpoint.CheckpointFormatError, match=refused):
         checkpoint.load_checkpoint(path)

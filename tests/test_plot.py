@@ -35,7 +35,7 @@ def test_plot_writes_a_png_of_real_runs(tmp_path, capsys):
     for algo, seed in (("reppo", 0), ("ppo", 0), ("ppo", 1)):
         cfg = Config().replace(
             env="ToyPointMass", algo=algo, seed=seed, num_envs=8, num_steps=8, num_epochs=1,
-            num_minibatches=2, actor_hidden=16, actor_hidden_blocks=2, critic_hidden=16, critic_hidden_blocks=2,
+            num_minibatches=2, actor_hidden=16, critic_hidden=16, critic_hidden_blocks=2,
             num_bins=21, v_min=0.0, v_max=100.0, num_eval_envs=4, eval_interval=1, checkpoint_interval=10,
             progress=False, gamma=0.99, total_steps=3 * 64, run_dir=str(tmp_path / f"{algo}{seed}"))
         dirs.append(str(run(cfg)))

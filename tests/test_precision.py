@@ -17,7 +17,7 @@ from reppo_fast.precision import matmul_precision, set_matmul_precision
 from reppo_fast.runner import _build, run
 
 TINY = dict(env="ToyPointMass", num_envs=8, num_steps=4, num_epochs=1, num_minibatches=2, actor_hidden=16,
-            actor_hidden_blocks=2, critic_hidden=16, critic_hidden_blocks=2, num_bins=21, v_min=0.0, v_max=100.0,
+            critic_hidden=16, critic_hidden_blocks=2, num_bins=21, v_min=0.0, v_max=100.0,
             num_eval_envs=2, progress=False)
 XLA_NAME = {"tf32": "HIGH", "float32": "HIGHEST"}
 

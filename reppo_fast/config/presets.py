@@ -55,6 +55,10 @@ PRESETS: dict[tuple[str, str], dict[str, object]] = {
     # make_ppo_networks defaults): 2048 envs, 16 epochs of 32 minibatches, each of 1024 30-step unrolls.
     # One iteration here collects the same 983,040 transitions as 480 steps of 2048 envs, so GAE runs
     # over 480-step segments instead of Brax's 30. Brax's clip is 0.3; the paper's baseline uses 0.2.
+    # These are playground's base values; preset_config adds its per-task overrides for the DM Control task
+    # (config/playground_ppo.py, read from the installed playground: e.g. BallInCup gamma 0.95, WalkerRun
+    # 100M steps, PendulumSwingup action_repeat 4 with 4 epochs, the last written by hand because playground
+    # misspells that task) below any field passed explicitly. Needs mujoco_playground, as the tasks do.
     ("dmc", "ppo"): {
         "num_envs": 2048,
         "num_steps": 480,
@@ -134,7 +138,25 @@ def resolve_preset(preset: str, suite: str, algo: str = "reppo", *, cuda: bool |
 def preset_config(preset: str, suite: str, algo: str = "reppo", *, cuda: bool | None = None,
                   **fields: object) -> Config:
     """The config of `preset` for `algo` (resolved by resolve_preset) with `fields` (flat names) set on top.
-    ManiSkill tasks run on the torch path, so their framework defaults to torch."""
+    ManiSkill tasks run on the torch path, so their framework defaults to torch. PPO's `dmc` preset on a
+    DM Control task (`env`, default Config's) also takes playground's per-task overrides, below `fields`."""
     name = resolve_preset(preset, suite, algo, cuda=cuda)
     suite_fields = {"framework": "torch"} if suite == "maniskill" else {}
-    return Config().replace(**{**suite_fields, **PRESETS[name, algo], **fields, "algo": algo, "preset": name})
+    task_fields: dict[str, object] = {}
+    if (name, algo) == ("dmc", "ppo"):
+        task_fields = _playground_ppo_overrides(str(fields.get("env", Config().env)))
+    return Config().replace(**{**suite_fields, **PRESETS[name, algo], **task_fields, **fields, "algo": algo,
+                               "preset": name})
+
+
+def _playground_ppo_overrides(env: str) -> dict[str, object]:
+    """Playground's Brax-PPO per-task fields for a DM Control `env` (any alias), {} for other suites; imports
+    playground (and so jax) only here."""
+    from reppo_fast.envs.names import resolve_env
+
+    resolved = resolve_env(env)
+    if resolved.suite != "dmc":
+        return {}
+    from reppo_fast.config.playground_ppo import brax_ppo_overrides
+
+    return brax_ppo_overrides(resolved.name)

@@ -22,9 +22,11 @@ __all__ = ["EnvName", "UnknownEnvError", "UnsupportedEnvError", "make_env", "mak
 
 
 def make_env(name: str, *, num_envs: int, impl: str = "jax", episode_length: int | None = None,
-             **kw: Any) -> VecEnv:
+             action_repeat: int = 1, **kw: Any) -> VecEnv:
     """Resolve `name` (aliases allowed; prints nothing) and build its JAX VecEnv.
 
+    action_repeat k: each agent step applies the action for k physics steps and sums their rewards
+      (action_repeat.py); `episode_length` counts physics steps, so max_episode_steps = ceil(L / k).
     dmc: mujoco_playground with MJX backend `impl`; `episode_length` defaults to the task's (1000).
     toy: ToyPointMass; `episode_length` defaults to 100; kw go to ToyPointMass (action_size,
       nan_above). maniskill: raises UnsupportedEnvError (ManiSkill3 runs on the PyTorch path: make_torch_env).
@@ -34,23 +36,28 @@ def make_env(name: str, *, num_envs: int, impl: str = "jax", episode_length: int
         from reppo_fast.envs.playground_jax import load_playground
 
         return load_playground(env.name, num_envs=num_envs, impl=impl, episode_length=episode_length,
-                               **kw)
+                               action_repeat=action_repeat, **kw)
     if env.suite == "toy":
+        from reppo_fast.envs.action_repeat import ActionRepeat
         from reppo_fast.envs.contract_jax import VecEnv
-        from reppo_fast.envs.toy_common import DEFAULT_EPISODE_LENGTH
         from reppo_fast.envs.toy_jax import ToyPointMass
 
-        max_episode_steps = episode_length if episode_length is not None else DEFAULT_EPISODE_LENGTH
-        return VecEnv(ToyPointMass(**kw), num_envs=num_envs, max_episode_steps=max_episode_steps,
-                      name=env.name)
+        raw = ToyPointMass(**kw)
+        if action_repeat != 1:
+            raw = ActionRepeat(raw, action_repeat)
+        return VecEnv(raw, num_envs=num_envs, name=env.name,
+                      max_episode_steps=_toy_time_limit(episode_length, action_repeat))
     raise UnsupportedEnvError(
         f"{env.name}: ManiSkill3 tasks run on the PyTorch path; use --framework torch"
     )
 
 
 def make_torch_env(name: str, *, num_envs: int, device: str | torch.device | None = None, impl: str = "jax",
-                   episode_length: int | None = None, **kw: Any) -> TorchVecEnv:
+                   episode_length: int | None = None, action_repeat: int = 1, **kw: Any) -> TorchVecEnv:
     """Resolve `name` and build its env behind the torch contract (contract_torch.TorchVecEnv).
+
+    action_repeat: as in make_env (dmc repeats inside the JAX VecEnv, toy in action_repeat_torch.py);
+    ManiSkill raises UnsupportedEnvError for anything but 1.
 
     dmc: PlaygroundTorchEnv, the JAX VecEnv of make_env (MJX backend `impl`) driven through DLPack;
       device None picks CUDA when JAX runs on the GPU and torch sees CUDA, else CPU.
@@ -64,20 +71,34 @@ def make_torch_env(name: str, *, num_envs: int, device: str | torch.device | Non
         from reppo_fast.envs.playground_torch import PlaygroundTorchEnv
 
         vec_env = load_playground(env.name, num_envs=num_envs, impl=impl, episode_length=episode_length,
-                                  **kw)
+                                  action_repeat=action_repeat, **kw)
         return PlaygroundTorchEnv(vec_env, device=device)
     if env.suite == "toy":
         import torch
 
+        from reppo_fast.envs.action_repeat_torch import ActionRepeat
         from reppo_fast.envs.contract_torch import BatchedContract
-        from reppo_fast.envs.toy_common import DEFAULT_EPISODE_LENGTH
         from reppo_fast.envs.toy_torch import ToyPointMassTorch
 
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        max_episode_steps = episode_length if episode_length is not None else DEFAULT_EPISODE_LENGTH
-        return BatchedContract(ToyPointMassTorch(num_envs, device=device, **kw),
-                               max_episode_steps=max_episode_steps, name=env.name)
+        raw = ToyPointMassTorch(num_envs, device=device, **kw)
+        if action_repeat != 1:
+            raw = ActionRepeat(raw, action_repeat)
+        return BatchedContract(raw, max_episode_steps=_toy_time_limit(episode_length, action_repeat),
+                               name=env.name)
+    if action_repeat != 1:
+        # ManiSkill's controllers already run several sim steps per control step (sim_freq / control_freq).
+        raise UnsupportedEnvError(f"{env.name}: ManiSkill3 tasks do not support "
+                                  f"action_repeat={action_repeat}; use --action-repeat 1")
     from reppo_fast.envs.maniskill import make_maniskill_env
 
     return make_maniskill_env(env.name, num_envs=num_envs, device=device, episode_length=episode_length, **kw)
+
+
+def _toy_time_limit(episode_length: int | None, action_repeat: int) -> int:
+    """Agent steps per ToyPointMass episode: ceil(L / k) for L physics steps (default 100)."""
+    from reppo_fast.envs.toy_common import DEFAULT_EPISODE_LENGTH
+
+    raw_steps = episode_length if episode_length is not None else DEFAULT_EPISODE_LENGTH
+    return -(-raw_steps // action_repeat)

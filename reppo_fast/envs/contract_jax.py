@@ -114,3 +114,16 @@ class VecEnv:
         step_count = jnp.where(ended, 0, step_count)
         new_state = EnvState(raw, obs, step_count, key)
         return new_state, EnvStep(obs, next_obs, reward, terminated, truncated, nonfinite)
+
+
+def bootstrap_terminations(step: EnvStep) -> EnvStep:
+    """Every episode end bootstraps (cfg.bootstrap_terminations): a termination becomes a truncation, so the
+    target bootstraps from the value of the true next_obs, except a non-finite one, whose next_obs is a
+    sanitised placeholder (the obs it acted on) that must never be bootstrapped from:
+
+        terminated' = terminated & nonfinite        truncated' = truncated | (terminated & ~nonfinite)
+
+    The contract's truncated already excludes terminated, so the two stay disjoint.
+    """
+    return step._replace(terminated=step.terminated & step.nonfinite,
+                         truncated=step.truncated | (step.terminated & ~step.nonfinite))

@@ -99,6 +99,16 @@ def apply_contract(obs, next_obs, reward, terminated, nonfinite, time_up):
     return next_obs, reward, terminated, time_up & ~terminated
 
 
+def bootstrap_terminations(step: EnvStep) -> EnvStep:
+    """Every episode end bootstraps (cfg.bootstrap_terminations); the twin of contract_jax's: a termination
+    becomes a truncation, except a non-finite one, whose next_obs is a sanitised placeholder:
+
+        terminated' = terminated & nonfinite        truncated' = truncated | (terminated & ~nonfinite)
+    """
+    return step._replace(terminated=step.terminated & step.nonfinite,
+                         truncated=step.truncated | (step.terminated & ~step.nonfinite))
+
+
 def _select_rows(mask: torch.Tensor, on_true: Any, on_false: Any) -> Any:
     """Per-env select over every leaf of two batched tensor trees; mask [N] bool."""
     def select(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reppo_fast.envs.action_repeat import ActionRepeat
 from reppo_fast.envs.contract_jax import VecEnv
 
 
@@ -16,22 +17,27 @@ def _registry():
     return registry
 
 
-def load_playground(name: str, *, num_envs: int, impl: str = "jax",
-                    episode_length: int | None = None) -> VecEnv:
+def load_playground(name: str, *, num_envs: int, impl: str = "jax", episode_length: int | None = None,
+                    action_repeat: int = 1) -> VecEnv:
     """Load playground env `name` (a canonical name; see names.resolve_env) behind the contract.
 
     impl: MJX backend, "jax" or "warp"; playground defaults to "warp", but "jax" is 3-30x faster on
-      CPU, so it is our default. episode_length: the time limit in env steps (default: the task
-      config's, 1000 for every DM Control task).
+      CPU, so it is our default. episode_length: the time limit in raw physics steps (default: the task
+      config's, 1000 for every DM Control task). action_repeat: physics steps per agent step (k); an
+      episode then has ceil(episode_length / k) agent steps, as under Brax's EpisodeWrapper.
     """
     registry = _registry()
     config = registry.get_default_config(name)
-    # Playground envs do not repeat actions themselves: `action_repeat` in a config is read by
-    # brax's training wrapper, which repeats each action and counts episode_length in raw steps.
-    # Every DM Control task has action_repeat 1; we have no repeat wrapper, so refuse anything else
-    # rather than silently changing the control rate.
+    # Playground envs do not repeat actions themselves: a task config's `action_repeat` is only read by
+    # training code that builds Brax's EpisodeWrapper from it, and every DM Control task sets 1. Repeats
+    # come from cfg.action_repeat (ours); multiplying in a task's own value would stack two repeats nobody
+    # asked for together, so a task that sets one is refused rather than guessed at.
     if config.action_repeat != 1:
-        raise ValueError(f"{name}: action_repeat={config.action_repeat} is not supported (only 1)")
+        raise ValueError(f"{name}: the task config's action_repeat={config.action_repeat} is not supported; "
+                         f"set --action-repeat {config.action_repeat} instead")
     raw = registry.load(name, config_overrides={"impl": impl})
-    max_episode_steps = int(episode_length if episode_length is not None else config.episode_length)
+    if action_repeat != 1:
+        raw = ActionRepeat(raw, action_repeat)
+    raw_steps = int(episode_length if episode_length is not None else config.episode_length)
+    max_episode_steps = -(-raw_steps // action_repeat)  # ceil(L / k): Brax ends at the first step >= L
     return VecEnv(raw, num_envs=num_envs, max_episode_steps=max_episode_steps, name=name)

@@ -19,7 +19,7 @@ from reppo_fast.on_torch import compiling
 from reppo_fast.runner import run
 
 TINY = dict(env="ToyPointMass", framework="torch", num_envs=8, num_steps=4, num_epochs=2, num_minibatches=2,
-            actor_hidden=16, actor_hidden_blocks=2, critic_hidden=16, critic_hidden_blocks=2, num_bins=21, v_min=0.0,
+            actor_hidden=16, critic_hidden=16, critic_hidden_blocks=2, num_bins=21, v_min=0.0,
             v_max=100.0, num_eval_envs=2, eval_interval=100, checkpoint_interval=100, progress=False)
 TIME_KEYS = {"time/iteration_s", "time/elapsed_s", "time/env_steps_per_s", "wall_time"}
 

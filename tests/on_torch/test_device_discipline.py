@@ -28,7 +28,7 @@ TORCH = str(Path(torch.__file__).parent)
 TORCH_NN = str(Path(torch.nn.__file__).parent)
 
 TINY = dict(framework="torch", num_envs=8, num_steps=4, num_epochs=2, num_minibatches=2, actor_hidden=16,
-            actor_hidden_blocks=2, critic_hidden=16, critic_hidden_blocks=2, num_bins=21, v_min=0.0, v_max=100.0,
+            critic_hidden=16, critic_hidden_blocks=2, num_bins=21, v_min=0.0, v_max=100.0,
             num_eval_envs=2, episode_length=20, compile="off", progress=False)
 
 
