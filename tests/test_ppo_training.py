@@ -29,17 +29,22 @@ def _evals(run_dir):
     return [json.loads(line)["eval/return"] for line in (run_dir / "eval.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.parametrize("policy_std", ["state", "scalar"])
 @pytest.mark.parametrize("framework", ["jax", "torch"])
-def test_ppo_resume_reproduces_an_uninterrupted_run(tmp_path, framework):
-    full = run(_cfg(tmp_path, "full", 6, framework=framework))
-    part = run(_cfg(tmp_path, "part", 3, framework=framework))
+def test_ppo_resume_reproduces_an_uninterrupted_run(tmp_path, framework, policy_std):
+    """Both policy std forms: the checkpoint holds std_param only under `scalar`, and the resumed run's
+    config (policy_std included) comes from the checkpoint's run directory."""
+    full = run(_cfg(tmp_path, "full", 6, framework=framework, policy_std=policy_std))
+    part = run(_cfg(tmp_path, "part", 3, framework=framework, policy_std=policy_std))
     assert main(["--resume", str(part), "--total-steps", str(6 * 64), "--no-progress"]) == 0
     records = _records(full / "metrics.jsonl")
     assert _records(part / "metrics.jsonl") == records
     logged = {"actor/policy_loss", "critic/value_loss", "actor/entropy", "actor/clip_fraction"}
     assert logged <= set(records[0])
     assert all(np.isfinite(v) for r in records for v in r.values())
-    assert json.loads((full / "config.json").read_text())["algo"] == "ppo"
+    saved = json.loads((full / "config.json").read_text())
+    assert saved["algo"] == "ppo"
+    assert saved["ppo"]["policy_std"] == policy_std
 
 
 def test_algo_ppo_takes_the_brax_dmc_preset():
@@ -48,7 +53,8 @@ def test_algo_ppo_takes_the_brax_dmc_preset():
     assert (cfg.algo, cfg.preset, cfg.num_envs, cfg.num_epochs, cfg.num_minibatches, cfg.lr, cfg.gamma) == \
         ("ppo", "dmc", 2048, 16, 32, 1e-3, 0.995)
     assert (cfg.ppo.entropy_coef, cfg.ppo.reward_scaling, cfg.actor_hidden, cfg.actor_hidden_blocks,
-            cfg.critic_hidden, cfg.ppo.critic_hidden_blocks, cfg.max_grad_norm) == (1e-2, 10.0, 32, 4, 256, 5, None)
+            cfg.critic_hidden, cfg.ppo.critic_hidden_blocks, cfg.max_grad_norm, cfg.ppo.policy_std) == \
+        (1e-2, 10.0, 32, 4, 256, 5, None, "state")  # Brax's tanh_normal policy: a state-dependent std
     assert cfg.num_envs * cfg.num_steps // cfg.num_minibatches == 1024 * 30  # Brax's minibatch
     cpu, _ = parse_args(["--env", "CartpoleBalance", "--algo", "ppo", "--preset", "cpu", "--lr", "3e-4"])
     assert (cpu.algo, cpu.preset, cpu.lr, cpu.ppo.critic_hidden_blocks) == ("ppo", "cpu", 3e-4, 2)

@@ -47,10 +47,12 @@ class Targets(NamedTuple):
 
 
 def init_networks(cfg, env, kernels, keys):
-    """(policy params, value params); keys = (actor key, critic key)."""
+    """(policy params, value params); keys = (actor key, critic key). The policy's std form is
+    cfg.ppo.policy_std (on_jax.ppo.networks)."""
     del kernels
     k_actor, k_critic = keys
-    return (nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_hidden_blocks),
+    return (nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_hidden_blocks,
+                            cfg.ppo.policy_std),
             nets.init_critic(k_critic, env.obs_size, cfg.critic_hidden, cfg.ppo.critic_hidden_blocks))
 
 

@@ -40,9 +40,11 @@ class Targets(NamedTuple):
 
 
 def init_networks(cfg, env, kernels, rng=None):
-    """(policy, value network), made on the current default device (the trainer's)."""
+    """(policy, value network), made on the current default device (the trainer's); the policy's std form
+    is cfg.ppo.policy_std (on_jax.ppo.networks)."""
     del kernels, rng  # torch's seeded global generator
-    return (nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_hidden_blocks),
+    return (nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_hidden_blocks,
+                            cfg.ppo.policy_std),
             nets.init_critic(env.obs_size, cfg.critic_hidden, cfg.ppo.critic_hidden_blocks))
 
 
