@@ -1,4 +1,5 @@
-"""REPPO's rollout against a float64 hand computation on ToyPointMass (docs/algorithms.md sections 1 and 3):
+"""REPPO's rollout on both frameworks against a float64 hand computation on ToyPointMass (docs/algorithms.md
+sections 1 and 3):
 the soft reward r - gamma * alpha * (1 - terminated) * log pi(a'|s'), with a' drawn afresh, independently
 of a_t; V and psi at the TRUE next observation when an episode is truncated; stored actions clipped to
 +-action_clip; and pi_old frozen for the whole update phase.
@@ -82,7 +83,7 @@ def _toy_step(qpos, qvel, action):
     return qpos, qvel, reward, np.max(np.abs(qpos), axis=-1) > toy.BOUND
 
 
-# --- the setup -------------------------------------------------------------------------------------------
+# --- the setup: the same start on both frameworks -------------------------------------------------------
 
 def _trainer(algorithm=ALGORITHM, cfg=CFG):
     env = make_env("ToyPointMass", num_envs=N, episode_length=EPISODE)
@@ -98,57 +99,102 @@ def _carry(state):
     return RolloutCarry(env, state.rollout.norm, state.rollout.ep_return)
 
 
-@pytest.mark.parametrize("bootstrap_all", [False, True], ids=["terminal", "bootstrap_terminations"])
-def test_rollout_matches_a_float64_hand_computation(float32_matmuls, bootstrap_all):
-    """With bootstrap_terminations (the ManiSkill presets) a termination is recorded as a truncation: it
-    keeps the entropy term and bootstraps."""
-    trainer = _trainer(cfg=CFG.replace(bootstrap_terminations=bootstrap_all))
+def _rollout_jax(cfg):
+    """(transitions as numpy [T, N, ...], actor and critic as float64 trees, per step (eps_act, eps_next))."""
+    trainer = _trainer(cfg=cfg)
     state = trainer.init_state(0)
     key = jax.random.PRNGKey(7)
     _, data, _ = trainer._rollout(state.actor, state.critic, _carry(state), key)
-    actor, critic = _f64(state.actor), _f64(state.critic)
+    noise = [np.asarray(ALGORITHM.step_noise(k, N, A), np.float64) for k in jax.random.split(key, T)]
+    return jax.tree.map(np.asarray, data._asdict()), _f64(state.actor), _f64(state.critic), noise
+
+
+def _torch_linear(linear):
+    return {"w": linear.weight.detach().double().numpy().T, "b": linear.bias.detach().double().numpy()}
+
+
+def _torch_block(block):
+    return {"linear": _torch_linear(block.linear), "scale": block.scale.detach().double().numpy()}
+
+
+def _rollout_torch(cfg):
+    """As _rollout_jax, on the torch trainer, with its parameters read into the JAX layout."""
+    import torch
+
+    from reppo_fast.envs import make_torch_env
+    from reppo_fast.on_torch.reppo import ALGORITHM as TORCH_ALGORITHM
+    from reppo_fast.on_torch.trainer import Trainer as TorchTrainer
+
+    env = make_torch_env("ToyPointMass", num_envs=N, episode_length=EPISODE, device="cpu")
+    trainer = TorchTrainer(cfg.replace(framework="torch"), env, env, bind("torch", "reference"),
+                           TORCH_ALGORITHM, torch.device("cpu"))
+    state = trainer.init_state(0)
+    start = env.state_dict()
+    start.update({"raw.data.qpos": np.float32(QPOS), "raw.data.qvel": np.float32(QVEL),
+                  "obs": np.float32(np.concatenate([QPOS, QVEL], axis=-1)), "step_count": np.int32(COUNT)})
+    start["raw.obs"] = start["obs"]
+    env.load_state_dict(start)
+    replay = torch.Generator().manual_seed(0)
+    replay.set_state(state.generator.get_state())
+    _, data, _ = trainer._rollout(state.actor, state.critic, state.rollout, state.generator)
+    noise = [TORCH_ALGORITHM.step_noise(replay, N, A).double().numpy() for _ in range(T)]
+    net, critic = state.actor.net, state.critic
+    actor = {"net": {"blocks": [_torch_block(b) for b in net.blocks], "out": _torch_linear(net.out)},
+             "log_alpha": state.actor.log_alpha.detach().double().numpy()}
+    critic = {**{n: _torch_block(getattr(critic, n)) for n in ("enc_in", "q_hidden", "pred_hidden")},
+              **{n: _torch_linear(getattr(critic, n)) for n in ("enc_out", "q_out", "pred_out")},
+              "zero_dist": critic.zero_dist.detach().double().numpy()}
+    return {k: v.numpy() for k, v in data._asdict().items()}, actor, critic, noise
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+@pytest.mark.parametrize("bootstrap_all", [False, True], ids=["terminal", "bootstrap_terminations"])
+def test_rollout_matches_a_float64_hand_computation(float32_matmuls, framework, bootstrap_all):
+    """With bootstrap_terminations (the ManiSkill presets) a termination is recorded as a truncation: it
+    keeps the entropy term and bootstraps."""
+    cfg = CFG.replace(bootstrap_terminations=bootstrap_all)
+    data, actor, critic, noise = (_rollout_jax if framework == "jax" else _rollout_torch)(cfg)
     alpha = np.exp(actor["log_alpha"])
     assert abs(alpha - CFG.reppo.alpha_init) < 1e-6
 
     qpos, qvel, count = QPOS, QVEL, COUNT
     clipped_any = False
-    for t, k in enumerate(jax.random.split(key, T)):
-        eps_act, eps_next = np.asarray(ALGORITHM.step_noise(k, N, A), np.float64)
+    for t, (eps_act, eps_next) in enumerate(noise):
         obs = np.concatenate([qpos, qvel], axis=-1)
-        np.testing.assert_allclose(data.obs[t], obs, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(data["obs"][t], obs, rtol=1e-6, atol=1e-6)
         action, _ = _policy(actor, obs, eps_act)
         stored = np.clip(action, -CFG.action_clip, CFG.action_clip)
         clipped_any |= bool(np.any(np.abs(action) > CFG.action_clip))
-        np.testing.assert_allclose(data.action[t], stored, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(data["action"][t], stored, rtol=1e-5, atol=1e-6)
 
         next_qpos, next_qvel, reward, terminated = _toy_step(qpos, qvel, stored)
         truncated = (count + 1 >= EPISODE) & ~terminated
         ended = terminated | truncated
         if bootstrap_all:
             terminated, truncated = np.zeros_like(terminated), ended
-        np.testing.assert_array_equal(data.terminated[t], terminated)
-        np.testing.assert_array_equal(data.truncated[t], truncated)
-        np.testing.assert_allclose(data.reward[t], reward, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(data["terminated"][t], terminated)
+        np.testing.assert_array_equal(data["truncated"][t], truncated)
+        np.testing.assert_allclose(data["reward"][t], reward, rtol=1e-5, atol=1e-6)
 
         # a' ~ pi_old(.|s') with its own noise, at the TRUE next observation (also where truncated)
         true_next = np.concatenate([next_qpos, next_qvel], axis=-1)
         next_action, next_logp = _policy(actor, true_next, eps_next)
         next_value, next_features = _critic(critic, true_next, next_action)
         soft = reward - CFG.gamma * alpha * np.where(terminated, 0.0, next_logp)
-        np.testing.assert_allclose(data.next_value[t], next_value, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(data.next_features[t], next_features, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(data.soft_reward[t], soft, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(data["next_value"][t], next_value, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(data["next_features"][t], next_features, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(data["soft_reward"][t], soft, rtol=1e-4, atol=1e-4)
         # had a' reused the acting noise, the soft reward would differ (the untrained Q is ~flat in a')
         reused = reward - CFG.gamma * alpha * np.where(terminated, 0.0, _policy(actor, true_next, eps_act)[1])
         assert np.all(np.abs(reused - soft)[~terminated] > 1e-3)
 
         # ended envs restart: ToyPointMass resets to a random position at rest (read back from obs)
-        reset_qpos = np.asarray(data.obs[t + 1, :, :A], np.float64) if t + 1 < T else next_qpos
+        reset_qpos = np.asarray(data["obs"][t + 1, :, :A], np.float64) if t + 1 < T else next_qpos
         qpos = np.where(ended[:, None], reset_qpos, next_qpos)
         qvel = np.where(ended[:, None], 0.0, next_qvel)
         count = np.where(ended, 0, count + 1)
     assert clipped_any  # the clip was exercised
-    assert data.truncated[0, 1] and (data.truncated if bootstrap_all else data.terminated)[0, 2]
+    assert data["truncated"][0, 1] and (data["truncated"] if bootstrap_all else data["terminated"])[0, 2]
 
 
 def test_pi_old_is_frozen_for_the_whole_update_phase(float32_matmuls):
