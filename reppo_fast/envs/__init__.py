@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from reppo_fast.envs.contract_jax import VecEnv
     from reppo_fast.envs.contract_torch import TorchVecEnv
 
-__all__ = ["EnvName", "UnknownEnvError", "UnsupportedEnvError", "make_env", "make_torch_env", "resolve_env"]
+__all__ = ["EnvName", "UnknownEnvError", "UnsupportedEnvError", "agent_steps", "make_env", "make_torch_env",
+           "resolve_env"]
 
 
 def make_env(name: str, *, num_envs: int, impl: str = "jax", episode_length: int | None = None,
@@ -96,9 +97,15 @@ def make_torch_env(name: str, *, num_envs: int, device: str | torch.device | Non
     return make_maniskill_env(env.name, num_envs=num_envs, device=device, episode_length=episode_length, **kw)
 
 
+def agent_steps(physics_steps: int, action_repeat: int) -> int:
+    """Agent steps in an episode of `physics_steps` physics steps: ceil(L / k), as Brax's EpisodeWrapper ends
+    it at the first agent step whose physics count reaches L."""
+    return -(-int(physics_steps) // action_repeat)
+
+
 def _toy_time_limit(episode_length: int | None, action_repeat: int) -> int:
-    """Agent steps per ToyPointMass episode: ceil(L / k) for L physics steps (default 100)."""
+    """Agent steps per ToyPointMass episode of episode_length physics steps (default 100)."""
     from reppo_fast.envs.toy_common import DEFAULT_EPISODE_LENGTH
 
-    raw_steps = episode_length if episode_length is not None else DEFAULT_EPISODE_LENGTH
-    return -(-raw_steps // action_repeat)
+    physics_steps = episode_length if episode_length is not None else DEFAULT_EPISODE_LENGTH
+    return agent_steps(physics_steps, action_repeat)

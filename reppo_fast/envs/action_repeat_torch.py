@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from reppo_fast.envs.torch_tree import tree_map
+from reppo_fast.envs.contract_torch import select_rows
 
 
 class ActionRepeat:
@@ -42,11 +42,6 @@ class ActionRepeat:
         for _ in range(self.action_repeat):
             nxt = self.raw.step(state, action)
             reward = torch.where(stopped, reward, reward + nxt.reward)
-            state = tree_map(lambda held, new: torch.where(_rows(stopped, held), held, new), state, nxt)
+            state = select_rows(stopped, state, nxt)
             stopped = stopped | (state.done != 0)  # NaN != 0 too: a blown-up done stops the repeat
         return state._replace(reward=reward)  # torch raw states are NamedTuple trees (torch_tree.py)
-
-
-def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """mask [N] shaped to broadcast against `like` [N, ...]."""
-    return mask.view(mask.shape + (1,) * (like.ndim - 1))

@@ -40,7 +40,7 @@ def _nonfinite_rows(x: jax.Array) -> jax.Array:
     return ~jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1)
 
 
-def _select_rows(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
+def select_rows(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
     """Per-env select over every leaf of two batched pytrees; mask [N] bool."""
     def select(a, b):
         return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
@@ -109,7 +109,7 @@ class VecEnv:
         # desynchronised episodes some env ends on almost every step, so a cond would not save it.
         key, reset_key = jax.random.split(state.key)
         fresh = self._raw_reset(reset_key)
-        raw = _select_rows(ended, fresh, raw)
+        raw = select_rows(ended, fresh, raw)
         obs = jnp.where(ended[:, None], fresh.obs, next_obs)
         step_count = jnp.where(ended, 0, step_count)
         new_state = EnvState(raw, obs, step_count, key)

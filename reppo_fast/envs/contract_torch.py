@@ -109,7 +109,7 @@ def bootstrap_terminations(step: EnvStep) -> EnvStep:
                          truncated=step.truncated | (step.terminated & ~step.nonfinite))
 
 
-def _select_rows(mask: torch.Tensor, on_true: Any, on_false: Any) -> Any:
+def select_rows(mask: torch.Tensor, on_true: Any, on_false: Any) -> Any:
     """Per-env select over every leaf of two batched tensor trees; mask [N] bool."""
     def select(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.where(mask.view(mask.shape + (1,) * (a.ndim - 1)), a, b)
@@ -185,7 +185,7 @@ class BatchedContract(TorchVecEnv):
 
         # One batched reset per step whatever ended: a data-dependent branch would need a host sync.
         fresh = self.raw.reset(self._generator)
-        self._raw = _select_rows(ended, fresh, raw)
+        self._raw = select_rows(ended, fresh, raw)
         self._obs = torch.where(ended[:, None], fresh.obs, next_obs)
         self._step_count = torch.where(ended, 0, step_count)
         return EnvStep(self._obs, next_obs, reward, terminated, truncated, nonfinite)

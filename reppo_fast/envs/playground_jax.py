@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reppo_fast.envs import agent_steps
 from reppo_fast.envs.action_repeat import ActionRepeat
 from reppo_fast.envs.contract_jax import VecEnv
 
@@ -38,6 +39,6 @@ def load_playground(name: str, *, num_envs: int, impl: str = "jax", episode_leng
     raw = registry.load(name, config_overrides={"impl": impl})
     if action_repeat != 1:
         raw = ActionRepeat(raw, action_repeat)
-    raw_steps = int(episode_length if episode_length is not None else config.episode_length)
-    max_episode_steps = -(-raw_steps // action_repeat)  # ceil(L / k): Brax ends at the first step >= L
-    return VecEnv(raw, num_envs=num_envs, max_episode_steps=max_episode_steps, name=name)
+    physics_steps = episode_length if episode_length is not None else config.episode_length
+    return VecEnv(raw, num_envs=num_envs, max_episode_steps=agent_steps(physics_steps, action_repeat),
+                  name=name)

@@ -53,10 +53,10 @@ def actor_outputs(action_size: int, policy_std: str) -> int:
     return 2 * action_size if policy_std == "state" else action_size
 
 
-def init_actor(key, obs_size: int, action_size: int, hidden: int, layers: int,
+def init_actor(key, obs_size: int, action_size: int, hidden: int, hidden_blocks: int,
                policy_std: str = "state") -> dict:
-    """{"net": MLP obs -> [hidden] * layers -> 2A or A} (+ "std_param" [A] for `scalar`)."""
-    sizes = [obs_size] + [hidden] * layers + [actor_outputs(action_size, policy_std)]
+    """{"net": MLP obs -> [hidden] * hidden_blocks -> 2A or A} (+ "std_param" [A] for `scalar`)."""
+    sizes = [obs_size] + [hidden] * hidden_blocks + [actor_outputs(action_size, policy_std)]
     actor = {"net": init_mlp(key, sizes)}
     if policy_std == "scalar":
         actor["std_param"] = jnp.full((action_size,), STD_PARAM_INIT, jnp.float32)
@@ -80,8 +80,8 @@ def actor_apply(actor: dict, obs):
     return mean, jnp.broadcast_to(log_std_of(raw), mean.shape)
 
 
-def init_critic(key, obs_size: int, hidden: int, layers: int) -> list[dict]:
-    return init_mlp(key, [obs_size] + [hidden] * layers + [1])
+def init_critic(key, obs_size: int, hidden: int, hidden_blocks: int) -> list[dict]:
+    return init_mlp(key, [obs_size] + [hidden] * hidden_blocks + [1])
 
 
 def critic_apply(critic: list[dict], obs):

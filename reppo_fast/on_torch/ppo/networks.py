@@ -49,9 +49,10 @@ class Actor(nn.Module):
     """JAX: {"net": [dense, ...]} (`state`) or {"net": [dense, ...], "std_param": [A]} (`scalar`); under
     `state` std_param is None (registered, so it is neither a parameter nor in the state_dict)."""
 
-    def __init__(self, obs_size: int, action_size: int, hidden: int, layers: int, policy_std: str = "state"):
+    def __init__(self, obs_size: int, action_size: int, hidden: int, hidden_blocks: int,
+                 policy_std: str = "state"):
         super().__init__()
-        self.net = init_mlp([obs_size] + [hidden] * layers + [actor_outputs(action_size, policy_std)])
+        self.net = init_mlp([obs_size] + [hidden] * hidden_blocks + [actor_outputs(action_size, policy_std)])
         std_param = torch.full((action_size,), STD_PARAM_INIT) if policy_std == "scalar" else None
         self.register_parameter("std_param", None if std_param is None else nn.Parameter(std_param))
 
@@ -61,21 +62,22 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    def __init__(self, obs_size: int, hidden: int, layers: int):
+    def __init__(self, obs_size: int, hidden: int, hidden_blocks: int):
         super().__init__()
-        self.net = init_mlp([obs_size] + [hidden] * layers + [1])
+        self.net = init_mlp([obs_size] + [hidden] * hidden_blocks + [1])
 
     def forward(self, obs):
         """obs -> V(s)."""
         return critic_apply(self, obs)
 
 
-def init_actor(obs_size: int, action_size: int, hidden: int, layers: int, policy_std: str = "state") -> Actor:
-    return Actor(obs_size, action_size, hidden, layers, policy_std)
+def init_actor(obs_size: int, action_size: int, hidden: int, hidden_blocks: int,
+               policy_std: str = "state") -> Actor:
+    return Actor(obs_size, action_size, hidden, hidden_blocks, policy_std)
 
 
-def init_critic(obs_size: int, hidden: int, layers: int) -> Critic:
-    return Critic(obs_size, hidden, layers)
+def init_critic(obs_size: int, hidden: int, hidden_blocks: int) -> Critic:
+    return Critic(obs_size, hidden, hidden_blocks)
 
 
 def log_std_of(raw):
