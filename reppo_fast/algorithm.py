@@ -36,14 +36,27 @@ class Algorithm(NamedTuple):
     """(data [T, N, ...], kernels, cfg) -> the algorithm's targets (a NamedTuple with `returns`)."""
     flat_batch: Callable
     """(actor, data, targets, cfg) -> the update phase's batch, every field [T*N, ...]."""
-    update_noise: Callable
-    """(rng, batch_size, action_size, cfg) -> the noise one minibatch update step consumes."""
-    update_step: Callable
+    update_noise: Callable | None
+    """(rng, batch_size, action_size, cfg) -> the noise one minibatch update step consumes (None when
+    `update` replaces the update phase)."""
+    update_step: Callable | None
     """JAX: (carry=(actor, critic, actor_opt, critic_opt), minibatch, noise, tx, kernels, cfg)
     -> (carry, metrics); torch: (state, minibatch, noise, kernels, cfg, ranges) -> metrics, the networks
-    and optimisers of `state` stepped in place."""
+    and optimisers of `state` stepped in place. None when `update` replaces the update phase."""
     policy_mean: Callable
     """(actor, obs) -> the deterministic policy's pre-tanh action (what evaluation plays)."""
+    window_objective: Callable | None = None
+    """(data, cfg) -> J, a scalar of the rollout (RPO: SHAC's window return). When set, the trainer
+    differentiates J through the physics with respect to the actions sent to the env and hands dJ/da
+    [T, N, A] to `targets` as `data.action_grad`; None: the rollout is not differentiated."""
+    make_optimizers: Callable | None = None
+    """(cfg) -> (actor optimiser, critic optimiser) (JAX: optax transformations; torch: (cfg, actor, critic,
+    device) -> optimisers). None: Adam at cfg.lr after the global-norm clip, for both."""
+    update: Callable | None = None
+    """The whole update phase, when the actor and critic take different epochs (RPO). JAX:
+    (carry, batch, key, (actor_tx, critic_tx), kernels, cfg) -> (carry, metrics); torch:
+    (state, batch, kernels, cfg, ranges) -> metrics. None: the trainer's epochs x minibatches of
+    `update_step`."""
 
 
 class EvalResult(NamedTuple):

@@ -73,13 +73,33 @@ def _build(cfg: Config):
     from reppo_fast.envs import make_env
     from reppo_fast.on_jax.trainer import Trainer as JaxTrainer
 
+    if cfg.algo == "rpo" and cfg.rpo.rpo_float64:
+        import jax
+
+        # Before any model is built: mjx.put_model then keeps MuJoCo's float64 (the contract still hands
+        # float32 observations and rewards to the networks; gradients cross the cast).
+        jax.config.update("jax_enable_x64", True)
     env = make_env(cfg.env, num_envs=cfg.num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length,
                    action_repeat=cfg.action_repeat)
     cfg = _resolve_gamma(cfg, env)
     eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl,
                         action_repeat=cfg.action_repeat)
+    if cfg.algo == "rpo":
+        _make_differentiable(cfg, env, eval_env)
     trainer: Trainer = JaxTrainer(cfg, env, eval_env, kernels, algorithm(cfg.framework, cfg.algo))
     return cfg, trainer, kernels, env, ranges
+
+
+def _make_differentiable(cfg: Config, *envs) -> None:
+    """RPO differentiates through the physics: refuse a task whose solver AD cannot run through, or (opted
+    in) change its physics, the evaluation env's alike so it plays what was trained, and say so."""
+    from reppo_fast.envs.differentiable import make_differentiable
+
+    for env in envs:
+        note = make_differentiable(env.raw, env.name,
+                                   single_solver_iteration=cfg.rpo.rpo_single_solver_iteration)
+    if note:
+        print(f"warning: {note}")
 
 
 def algorithm(framework: str, algo: str) -> Algorithm:

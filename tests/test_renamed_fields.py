@@ -23,9 +23,9 @@ def test_old_flags_name_the_new_ones(args, new, capsys):
 def test_old_run_configs_read_with_the_same_meaning():
     saved = {"actor_layers": 3, "ppo": {"critic_layers": 4}, "env": "CartpoleBalance"}
     cfg = Config.from_json(json.dumps(saved))
-    assert (cfg.actor_hidden_blocks, cfg.ppo.critic_hidden_blocks) == (3, 4)
+    assert (cfg.actor_hidden_blocks, cfg.critic_hidden_blocks) == (3, 4)
     flat = Config.from_json(json.dumps({"actor_layers": 1, "critic_layers": 2}))
-    assert (flat.actor_hidden_blocks, flat.ppo.critic_hidden_blocks) == (1, 2)
+    assert (flat.actor_hidden_blocks, flat.critic_hidden_blocks) == (1, 2)
 
 
 def test_replace_with_an_old_name_says_the_new_one():

@@ -28,6 +28,7 @@ from reppo_fast.config.fields import (
                                       PpoConfig,
                                       PresetName,
                                       ReppoConfig,
+                                      RpoConfig,
                                       TorchConfig,
                                       flat_names,
 )
@@ -36,5 +37,5 @@ from reppo_fast.config.validation import validate, validate_choice
 
 __all__ = ["BACKENDS", "FRAMEWORKS", "GROUPS", "OPS", "PRESETS", "RENAMED_FIELDS", "RENAMED_PRESETS",
            "SUITE_PRESET", "Algo", "Backend", "Config", "ConfigError", "Framework", "Op", "PpoConfig",
-           "PresetName", "ReppoConfig", "TorchConfig", "describe_presets", "flat_names", "preset_config",
+           "PresetName", "ReppoConfig", "RpoConfig", "TorchConfig", "describe_presets", "flat_names", "preset_config",
            "resolve_preset", "validate", "validate_choice"]

@@ -13,7 +13,7 @@ from typing import Literal
 
 from reppo_fast.precision import MatmulPrecision
 
-Algo = Literal["reppo", "ppo"]
+Algo = Literal["reppo", "ppo", "rpo"]
 Framework = Literal["jax", "torch"]
 Backend = Literal["auto", "reference", "pallas", "triton"]
 Op = Literal["tanh_normal", "hl_gauss_ce", "lambda_returns"]
@@ -65,9 +65,6 @@ class ReppoConfig:
 class PpoConfig:
     """The fields only PPO reads (`cfg.ppo`)."""
 
-    critic_hidden_blocks: int = 5
-    """Value network hidden blocks (Linear -> swish) before the output Linear (REPPO's critic has a fixed
-    layout)."""
     clip_eps: float = 0.2
     """Clipped-surrogate epsilon."""
     entropy_coef: float = 1e-2
@@ -81,6 +78,60 @@ class PpoConfig:
     """Rewards are multiplied by this before GAE (Brax's reward_scaling)."""
     normalize_advantage: bool = True
     """Standardise advantages per minibatch."""
+
+
+@dataclass(frozen=True)
+class RpoConfig:
+    """The fields only RPO reads (`cfg.rpo`; docs/algorithms.md section 11). RPO is experimental: its paper's
+    full text and code are not public, so every open choice is a field, with the default of
+    ../shared/rpo_spec.md. The window length H is `num_steps`; the critic trains `num_epochs` x
+    `num_minibatches`; the actor's learning rate is `lr`, the global clip `max_grad_norm`."""
+
+    rpo_epochs: int = 5
+    """M: policy epochs per window, each reusing the window's action-gradients (M = 1 is plain SHAC)."""
+    rpo_minibatches: int = 1
+    """Minibatches per policy epoch (1: the full window)."""
+    rpo_clip_low: float = 0.8
+    """Samples with importance ratio rho < 1 - rpo_clip_low leave the surrogate."""
+    rpo_clip_high: float = 1.0
+    """Samples with importance ratio rho > 1 + rpo_clip_high leave the surrogate."""
+    rpo_clip_mode: Literal["mask", "clip"] = "mask"
+    """`mask`: weight sg(rho) inside [1 - low, 1 + high], 0 outside; `clip`: weight sg(clip(rho, ...))."""
+    rpo_surr_coef: float = 1.0
+    """lambda_surr: weight of the reparameterised surrogate."""
+    rpo_kl_coef: float = 0.2
+    """lambda_KL: weight of the KL penalty to the window's acting policy."""
+    rpo_kl_dir: Literal["old_new", "new_old"] = "old_new"
+    """KL direction: `old_new` = KL(pi_old || pi_theta), `new_old` = KL(pi_theta || pi_old)."""
+    rpo_ent_coef: float = 0.0
+    """lambda_ent: weight of the pre-tanh Gaussian's entropy bonus."""
+    rpo_std: Literal["state_independent", "state_dependent"] = "state_independent"
+    """The policy's log std: one parameter per action dimension, or a second head of the actor MLP."""
+    rpo_log_std_init: float = -1.0
+    """Initial log std (the parameter's value, or the head's offset)."""
+    rpo_grad_clip: float | None = 1.0
+    """Clip each sample's action-gradient g to this norm (not in the paper; None: no clip)."""
+    rpo_critic_lr: float = 1e-3
+    """The V critics' learning rate."""
+    rpo_adam_b1: float = 0.7
+    """AdamW beta1 (actor and critics)."""
+    rpo_adam_b2: float = 0.95
+    """AdamW beta2 (actor and critics)."""
+    rpo_weight_decay: float = 0.0
+    """AdamW weight decay (actor and critics)."""
+    rpo_num_critics: int = 2
+    """V critics, averaged; each regresses the TD(lambda) targets."""
+    rpo_target_alpha: float = 0.2
+    """Target critics after each iteration: target <- alpha * target + (1 - alpha) * online (SHAC)."""
+    rpo_remat: bool = True
+    """jax.checkpoint around the env step: the backward pass recomputes the physics instead of storing it
+    (about 19x less memory for about 3% more time, measured on CheetahRun)."""
+    rpo_float64: bool = False
+    """Run the physics in float64 (jax_enable_x64): float32 gives non-finite action-gradients in some
+    Cartpole envs (they are zeroed and counted either way). Slower; the networks stay float32."""
+    rpo_single_solver_iteration: bool = False
+    """Tasks whose MJX solver runs more than one iteration (a lax.while_loop, which reverse-mode AD cannot
+    differentiate) are refused; this opt-in sets opt.iterations = 1 instead, which changes the physics."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +149,7 @@ class TorchConfig:
 
 
 # Config's group fields and their types.
-GROUPS: dict[str, type] = {"reppo": ReppoConfig, "ppo": PpoConfig, "torch": TorchConfig}
+GROUPS: dict[str, type] = {"reppo": ReppoConfig, "ppo": PpoConfig, "rpo": RpoConfig, "torch": TorchConfig}
 
 
 @dataclass
@@ -110,7 +161,8 @@ class Config:
     """Environment: a DM Control task name (e.g. HumanoidRun, CartpoleBalance), a short alias
     (Humanoid, Walker, Cheetah, ...), or ToyPointMass (a tiny analytic test env)."""
     algo: Algo = "reppo"
-    """Algorithm: `reppo`, or `ppo` (the paper's baseline)."""
+    """Algorithm: `reppo`, `ppo` (the paper's baseline) or `rpo` (experimental: backpropagates through the
+    MJX physics; JAX path and DM Control tasks)."""
     preset: PresetName = "auto"
     """Hyper-parameter preset of --algo: `auto` picks by the env's suite (`dmc`; ManiSkill: `maniskill`,
     or `maniskill_cpu` without CUDA); `cpu` is small and quick for CPU runs. PPO has `dmc`
@@ -184,7 +236,10 @@ class Config:
     """Actor hidden blocks before the output Linear (REPPO: Linear -> RMSNorm -> SiLU; PPO: Linear -> swish).
     The paper's "3 actor layers" counts Linear layers, the output one included: 2 hidden blocks."""
     critic_hidden: int = 512
-    """Critic width (REPPO: encoder, Q head and predictor head; PPO: the value network)."""
+    """Critic width (REPPO: encoder, Q head and predictor head; PPO and RPO: the value networks)."""
+    critic_hidden_blocks: int = 5
+    """PPO's and RPO's value networks: hidden blocks before the output Linear (REPPO's critic has a fixed
+    layout)."""
     action_clip: float = 0.999
     """Actions sent to the env (and stored) are clipped to +-action_clip."""
     obs_norm: bool = True
@@ -199,6 +254,8 @@ class Config:
     """REPPO only (`--algo reppo`): the HL-Gauss critic, the KL-bounded actor and its multipliers."""
     ppo: PpoConfig = field(default_factory=PpoConfig)
     """PPO only (`--algo ppo`; the policy is the actor, the value network the critic)."""
+    rpo: RpoConfig = field(default_factory=RpoConfig)
+    """RPO only (`--algo rpo`, experimental): the action-gradient reuse, its mask and KL, the V critics."""
     torch: TorchConfig = field(default_factory=TorchConfig)
     """PyTorch path only (`--framework torch`)."""
 
@@ -258,7 +315,8 @@ class Config:
                     raise ConfigError(f"config file: {key} must be an object of its group's fields, "
                                       f"got {value!r}; was it written by another version?")
                 names = {f.name for f in dataclasses.fields(GROUPS[key])}
-                unknown += [f"{key}.{name}" for name in value if name not in names | set(RENAMED_FIELDS)]
+                known = names | set(RENAMED_FIELDS) | set(MOVED_TO_TOP)
+                unknown += [f"{key}.{name}" for name in value if name not in known]
                 fields.update(value)
             elif key in _top_names() or _group_of(key) is not None or key in RENAMED_FIELDS:
                 fields[key] = value
@@ -309,3 +367,5 @@ def _unknown_field(name: str) -> str:
 RENAMED_PRESETS = {"ppo": "dmc", "ppo_cpu": "cpu"}
 # Fields renamed in issue 13 (their values counted hidden blocks then as now): old run configs still read.
 RENAMED_FIELDS = {"actor_layers": "actor_hidden_blocks", "critic_layers": "critic_hidden_blocks"}
+# Group fields that became top-level ones (same meaning): a run config saved with them in the group reads.
+MOVED_TO_TOP = {"critic_hidden_blocks"}

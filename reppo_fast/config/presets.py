@@ -98,6 +98,45 @@ PRESETS: dict[tuple[str, str], dict[str, object]] = {
         "eval_interval": 10,
         "checkpoint_interval": 50,
     },
+    # RPO (experimental; ../shared/rpo_spec.md section 4): 32-step windows, the critics 16 epochs x 4
+    # minibatches, (128, 128) LayerNorm + SiLU MLPs, actor lr 2e-3 (critics: rpo_critic_lr 1e-3), global
+    # clip 1.0. Backpropagating through the physics costs memory in H x N x substeps: 256 envs on a GPU.
+    ("dmc", "rpo"): {
+        "num_envs": 256,
+        "num_steps": 32,
+        "num_epochs": 16,
+        "num_minibatches": 4,
+        "lr": 2e-3,
+        "max_grad_norm": 1.0,
+        "gamma": 0.99,
+        "lmbda": 0.95,
+        "actor_hidden": 128,
+        "actor_hidden_blocks": 2,
+        "critic_hidden": 128,
+        "critic_hidden_blocks": 2,
+        "total_steps": 20_000_000,
+        "eval_interval": 50,
+        "checkpoint_interval": 50,
+    },
+    # RPO on a 2-core CPU: the spec's 64 envs.
+    ("cpu", "rpo"): {
+        "num_envs": 64,
+        "num_steps": 32,
+        "num_epochs": 16,
+        "num_minibatches": 4,
+        "lr": 2e-3,
+        "max_grad_norm": 1.0,
+        "gamma": 0.99,
+        "lmbda": 0.95,
+        "actor_hidden": 128,
+        "actor_hidden_blocks": 2,
+        "critic_hidden": 128,
+        "critic_hidden_blocks": 2,
+        "total_steps": 1_000_000,
+        "num_eval_envs": 8,
+        "eval_interval": 25,
+        "checkpoint_interval": 50,
+    },
 }
 
 SUITE_PRESET = {"dmc": "dmc", "toy": "dmc", "maniskill": "maniskill"}

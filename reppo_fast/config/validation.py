@@ -8,7 +8,7 @@ import typing
 from collections.abc import Mapping
 from typing import Literal
 
-from reppo_fast.config.fields import BACKENDS, FRAMEWORKS, GROUPS, OPS, Config, ConfigError, ReppoConfig
+from reppo_fast.config.fields import BACKENDS, FRAMEWORKS, GROUPS, OPS, Config, ConfigError, ReppoConfig, RpoConfig
 from reppo_fast.config.presets import PRESETS, describe_presets
 
 
@@ -45,15 +45,17 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {values[name]!r}")
     positive = ["num_envs", "num_steps", "num_epochs", "num_minibatches", "total_steps", "eval_interval",
                 "num_eval_envs", "checkpoint_interval", "actor_hidden", "actor_hidden_blocks",
-                "critic_hidden", "kl_samples", "critic_hidden_blocks", "action_repeat"]
+                "critic_hidden", "kl_samples", "critic_hidden_blocks", "action_repeat", "rpo_epochs",
+                "rpo_minibatches", "rpo_num_critics"]
     for name in positive:
         if values[name] <= 0:
             raise ConfigError(f"{name} must be a positive integer, got {values[name]}")
     for name in ["lr", "sigma_ratio", "kl_target", "alpha_init", "beta_init", "clip_eps", "reward_scaling",
-                 "value_coef"]:
+                 "value_coef", "rpo_critic_lr", "rpo_clip_high"]:
         if not values[name] > 0:
             raise ConfigError(f"{name} must be > 0, got {values[name]}")
-    for name in ["aux_coef", "ent_target_mult", "entropy_coef", "profile_warmup"]:
+    for name in ["aux_coef", "ent_target_mult", "entropy_coef", "profile_warmup", "rpo_surr_coef",
+                 "rpo_kl_coef", "rpo_ent_coef", "rpo_weight_decay"]:
         if values[name] < 0:
             raise ConfigError(f"{name} must be >= 0, got {values[name]}")
     if cfg.max_grad_norm is not None and not cfg.max_grad_norm > 0:
@@ -72,6 +74,7 @@ def validate(cfg: Config) -> None:
     if not 0.0 < cfg.action_clip <= 1.0:
         raise ConfigError(f"action_clip must lie in (0, 1], got {cfg.action_clip}")
     _validate_reppo(cfg.reppo)
+    _validate_rpo(cfg)
     if cfg.preset != "auto" and (cfg.preset, cfg.algo) not in PRESETS:
         raise ConfigError(f"preset: there is no {cfg.preset!r} preset for --algo {cfg.algo}; presets "
                           f"(algorithms): {describe_presets()}")
@@ -93,6 +96,31 @@ def _validate_reppo(reppo: ReppoConfig) -> None:
     bounds = (reppo.log_std_min, reppo.log_std_max)
     if None not in bounds and not bounds[0] < bounds[1]:
         raise ConfigError(f"log_std_min ({bounds[0]}) must be below log_std_max ({bounds[1]})")
+
+
+def _validate_rpo(cfg: Config) -> None:
+    rpo: RpoConfig = cfg.rpo
+    if not 0.0 < rpo.rpo_clip_low <= 1.0:
+        raise ConfigError(f"rpo_clip_low must lie in (0, 1] (rho >= 1 - low), got {rpo.rpo_clip_low}")
+    for name in ("rpo_adam_b1", "rpo_adam_b2", "rpo_target_alpha"):
+        if not 0.0 <= getattr(rpo, name) < 1.0:
+            raise ConfigError(f"{name} must lie in [0, 1), got {getattr(rpo, name)}")
+    if rpo.rpo_grad_clip is not None and not rpo.rpo_grad_clip > 0:
+        raise ConfigError(f"rpo_grad_clip must be > 0 (or None: no clip), got {rpo.rpo_grad_clip}")
+    transitions = cfg.num_envs * cfg.num_steps
+    if transitions % rpo.rpo_minibatches:
+        raise ConfigError(f"rpo_minibatches={rpo.rpo_minibatches} must divide num_envs*num_steps={transitions}; "
+                          f"pick a divisor (e.g. {_nearest_divisor(transitions, rpo.rpo_minibatches)})")
+    if cfg.algo != "rpo":
+        return
+    from reppo_fast.envs.names import resolve_env
+
+    if resolve_env(cfg.env).suite == "maniskill":
+        raise ConfigError(f"--algo rpo backpropagates through the physics, which ManiSkill's PhysX cannot do; "
+                          f"{cfg.env} needs --algo reppo or ppo (RPO runs DM Control tasks and ToyPointMass)")
+    if cfg.bootstrap_terminations:
+        raise ConfigError("--algo rpo does not support --bootstrap-terminations (DM Control has no "
+                          "terminations to bootstrap)")
 
 
 def _nearest_divisor(n: int, near: int) -> int:

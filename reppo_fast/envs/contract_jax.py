@@ -50,7 +50,8 @@ def select_rows(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
 class VecEnv:
     """N copies of a raw env behind the contract; `reset` and `step` are pure and jit-able."""
 
-    def __init__(self, raw: Any, *, num_envs: int, max_episode_steps: int, name: str):
+    def __init__(self, raw: Any, *, num_envs: int, max_episode_steps: int, name: str,
+                 dtype: Any = jnp.float32):
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         self.raw = raw
@@ -59,6 +60,9 @@ class VecEnv:
         self.action_size = int(raw.action_size)
         self.max_episode_steps = max_episode_steps
         self.name = name
+        # obs, next_obs and reward leave the contract in this dtype whatever the physics computes in (a cast,
+        # so gradients still flow through it): float32 for training; float64 only to check gradients.
+        self.dtype = jnp.dtype(dtype)
         # The physics keeps the matmul precision JAX had when the env was made (its default, or the global
         # 'highest' mujoco_playground sets for long Swimmer chains), also when traced inside the trainer's
         # network-precision context (reppo_fast.precision).
@@ -85,7 +89,7 @@ class VecEnv:
             step_count = jax.random.randint(count_key, (self.num_envs,), 0, self.max_episode_steps)
         else:
             step_count = jnp.zeros((self.num_envs,), jnp.int32)
-        return EnvState(raw, raw.obs, step_count.astype(jnp.int32), key)
+        return EnvState(raw, raw.obs.astype(self.dtype), step_count.astype(jnp.int32), key)
 
     def step(self, state: EnvState, action: jax.Array) -> tuple[EnvState, EnvStep]:
         """Step all envs with action [N, A] (passed through unclipped), then auto-reset ended ones."""
@@ -98,8 +102,8 @@ class VecEnv:
                 nonfinite = nonfinite | _nonfinite_rows(getattr(data, field))
         # A blown-up env's next_obs becomes the obs it acted on (finite and in-distribution, unlike
         # zeros, should anything read it) and its reward 0; `where`, since NaN * 0 is NaN.
-        next_obs = jnp.where(nonfinite[:, None], state.obs, raw.obs)
-        reward = jnp.where(nonfinite, 0.0, raw.reward).astype(jnp.float32)
+        next_obs = jnp.where(nonfinite[:, None], state.obs, raw.obs.astype(self.dtype))
+        reward = jnp.where(nonfinite, 0.0, raw.reward).astype(self.dtype)
         terminated = (raw.done != 0) | nonfinite
         step_count = state.step_count + 1
         truncated = (step_count >= self.max_episode_steps) & ~terminated
@@ -108,9 +112,11 @@ class VecEnv:
         # Reset costs one vmapped raw.reset per step whether or not any env ended: with
         # desynchronised episodes some env ends on almost every step, so a cond would not save it.
         key, reset_key = jax.random.split(state.key)
-        fresh = self._raw_reset(reset_key)
+        # A fresh episode's first state depends on the key only; stop_gradient makes the cut explicit for
+        # callers differentiating through step (RPO): no gradient crosses an episode boundary.
+        fresh = jax.lax.stop_gradient(self._raw_reset(reset_key))
         raw = select_rows(ended, fresh, raw)
-        obs = jnp.where(ended[:, None], fresh.obs, next_obs)
+        obs = jnp.where(ended[:, None], fresh.obs.astype(self.dtype), next_obs)
         step_count = jnp.where(ended, 0, step_count)
         new_state = EnvState(raw, obs, step_count, key)
         return new_state, EnvStep(obs, next_obs, reward, terminated, truncated, nonfinite)

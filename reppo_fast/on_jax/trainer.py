@@ -58,6 +58,8 @@ class Trainer:
         # Inside jit a named_scope names the op's XLA ops, which become its NVTX range on GPU.
         self.kernels = instrument_kernels(kernels, jax.named_scope if cfg.profile else None)
         self.tx = make_optimizer(cfg)
+        self.actor_tx, self.critic_tx = (algorithm.make_optimizers(cfg) if algorithm.make_optimizers
+                                         else (self.tx, self.tx))
         self.iteration = jax.jit(self._at_networks_precision(self._iteration))
         self._evaluate = jax.jit(self._at_networks_precision(lambda actor, norm, key: evaluate(
             lambda obs: algorithm.policy_mean(actor, obs), norm, eval_env, key, cfg)))
@@ -75,7 +77,7 @@ class Trainer:
         actor, critic = self.algo.init_networks(self.cfg, env, self.kernels, (k_actor, k_critic))
         carry = RolloutCarry(env.reset(k_env), norm_init(env.obs_size),
                              jnp.zeros((env.num_envs,), jnp.float32))
-        state = TrainState(actor, critic, self.tx.init(actor), self.tx.init(critic), carry, key,
+        state = TrainState(actor, critic, self.actor_tx.init(actor), self.critic_tx.init(critic), carry, key,
                            jnp.zeros((), jnp.int32))
         # Committed to the device like the iteration's outputs, so `iteration` compiles once, not twice.
         return jax.device_put(state, jax.devices()[0])
@@ -104,25 +106,34 @@ class Trainer:
     def _iteration(self, state: TrainState):
         cfg, kernels, algo = self.cfg, self.kernels, self.algo
         key, k_roll, k_update = jax.random.split(state.key, 3)
+        window = {}
         with jax.named_scope("rollout"):
-            carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, k_roll)
+            if algo.window_objective is None:
+                carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, k_roll)
+            else:
+                carry, data, stats, window = self._differentiated_rollout(state, k_roll)
         with jax.named_scope("returns"):
             tgt = algo.targets(data, kernels, cfg)
         with jax.named_scope("update"):
             batch = algo.flat_batch(state.actor, data, tgt, cfg)
             actor, critic, actor_opt, critic_opt, metrics = self._update(state, batch, k_update)
-        metrics.update(train_metrics(stats, data.reward, tgt.returns))
+        metrics.update({**train_metrics(stats, data.reward, tgt.returns), **window})
         return TrainState(actor, critic, actor_opt, critic_opt, carry, key, state.iteration + 1), metrics
 
-    def _rollout(self, actor, critic, carry: RolloutCarry, key):
+    def _rollout(self, actor, critic, carry: RolloutCarry, key, perturbation=None):
         """cfg.num_steps steps of the algorithm's acting and bootstrap around env.step.
+        perturbation [T, N, A] or None: added to the actions sent to the env (to differentiate by).
         Returns (carry, transitions [T, N, ...], stats of the episodes that ended)."""
         cfg, kernels, algo, env = self.cfg, self.kernels, self.algo, self.env
+        env_step = env.step
+        if perturbation is not None and cfg.rpo.rpo_remat:
+            env_step = jax.checkpoint(env.step)  # the backward pass recomputes the physics of a step
 
-        def step(c: RolloutCarry, k):
+        def step(c: RolloutCarry, inputs):
+            k, du = inputs
             noise = algo.step_noise(k, env.num_envs, env.action_size)
             norm, obs, action, acted = algo.act(actor, critic, c.norm, c.env.obs, noise, kernels, cfg)
-            env_state, out = env.step(c.env, action)
+            env_state, out = env_step(c.env, action if du is None else action + du)
             if cfg.bootstrap_terminations:
                 out = bootstrap_terminations(out)
             transition = algo.bootstrap(actor, critic, norm, obs, action, acted, out, noise, kernels, cfg)
@@ -130,18 +141,35 @@ class Trainer:
                                              out.nonfinite)
             return RolloutCarry(env_state, norm, ep_return), (transition, stats)
 
-        carry, (data, stats) = jax.lax.scan(step, carry, jax.random.split(key, cfg.num_steps))
+        carry, (data, stats) = jax.lax.scan(step, carry, (jax.random.split(key, cfg.num_steps), perturbation))
         return carry, data, jax.tree.map(jnp.sum, stats)
+
+    def _differentiated_rollout(self, state: TrainState, key):
+        """The rollout with dJ/da of the algorithm's window objective J through the physics: the gradient
+        at a zero perturbation u of the actions, filled into data.action_grad. One reverse pass."""
+        env = self.env
+        zero = jnp.zeros((self.cfg.num_steps, env.num_envs, env.action_size), jnp.float32)
+
+        def window(u):
+            carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, key, u)
+            return self.algo.window_objective(data, self.cfg), (carry, data, stats)
+
+        (objective, (carry, data, stats)), grad = jax.value_and_grad(window, has_aux=True)(zero)
+        data = jax.tree.map(jax.lax.stop_gradient, data._replace(action_grad=grad))
+        return carry, data, stats, {"train/window_objective": objective / env.num_envs}
 
     def _update(self, state: TrainState, batch, key):
         cfg, kernels, algo, tx = self.cfg, self.kernels, self.algo, self.tx
+        carry = (state.actor, state.critic, state.actor_opt, state.critic_opt)
+        if algo.update is not None:
+            carry, metrics = algo.update(carry, batch, key, (self.actor_tx, self.critic_tx), kernels, cfg)
+            return (*carry, metrics)
         size = jax.tree.leaves(batch)[0].shape[0] // cfg.num_minibatches
 
         def minibatch(carry, mb, k):
             noise = algo.update_noise(k, size, self.env.action_size, cfg)
             return algo.update_step(carry, mb, noise, tx, kernels, cfg)
 
-        carry = (state.actor, state.critic, state.actor_opt, state.critic_opt)
         carry, metrics = scan_minibatches(minibatch, carry, batch, key, cfg.num_epochs, cfg.num_minibatches)
         return (*carry, metrics)
 

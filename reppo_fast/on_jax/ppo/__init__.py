@@ -53,7 +53,7 @@ def init_networks(cfg, env, kernels, keys):
     k_actor, k_critic = keys
     return (nets.init_actor(k_actor, env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_hidden_blocks,
                             cfg.ppo.policy_std),
-            nets.init_critic(k_critic, env.obs_size, cfg.critic_hidden, cfg.ppo.critic_hidden_blocks))
+            nets.init_critic(k_critic, env.obs_size, cfg.critic_hidden, cfg.critic_hidden_blocks))
 
 
 def step_noise(key, num_envs: int, action_size: int):

@@ -45,7 +45,7 @@ def init_networks(cfg, env, kernels, rng=None):
     del kernels, rng  # torch's seeded global generator
     return (nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_hidden_blocks,
                             cfg.ppo.policy_std),
-            nets.init_critic(env.obs_size, cfg.critic_hidden, cfg.ppo.critic_hidden_blocks))
+            nets.init_critic(env.obs_size, cfg.critic_hidden, cfg.critic_hidden_blocks))
 
 
 def step_noise(generator: torch.Generator, num_envs: int, action_size: int):
