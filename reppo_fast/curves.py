@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +37,17 @@ class Run:
     env_steps: np.ndarray  # [E] env steps at each evaluation
     seconds: np.ndarray    # [E] training wall-clock seconds at each evaluation
     returns: np.ndarray    # [E] eval return
+    config: dict = dataclasses.field(default_factory=dict)  # the run's config, by flat field name
 
     @property
     def label(self) -> str:
         return f"{self.algo} ({self.framework})"
+
+    def labelled_by(self, fields: tuple[str, ...] = ()) -> str:
+        """The label with the values of `fields` (flat config names) the run's config has, e.g.
+        `rpo (jax), rpo_epochs=1`."""
+        values = [f"{name}={self.config[name]}" for name in fields if name in self.config]
+        return ", ".join([self.label, *values])
 
 
 def load_run(path: Path) -> Run:
@@ -52,18 +60,32 @@ def load_run(path: Path) -> Run:
     if not records:
         raise RunDirError(f"{path}: no evaluation yet (eval.jsonl is missing or empty)")
     cfg = json.loads(config_path.read_text())
+    flat = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
+    for group in (v for v in cfg.values() if isinstance(v, dict)):
+        flat.update(group)
     return Run(path, cfg["env"], cfg["algo"], cfg["framework"], cfg["seed"],
                np.array([r["env_steps"] for r in records], np.float64),
                np.array([r["wall_time"] for r in records], np.float64),
-               np.array([r["eval/return"] for r in records], np.float64))
+               np.array([r["eval/return"] for r in records], np.float64), flat)
 
 
-def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
-    """Runs of one (algo, framework) on the same env are seeds of one curve."""
+def group_runs(runs: list[Run], fields: tuple[str, ...] = ()) -> dict[str, list[Run]]:
+    """Runs of one (algo, framework) on the same env, and the same values of `fields`, are seeds of one
+    curve."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
-        groups.setdefault(run.label, []).append(run)
+        groups.setdefault(run.labelled_by(fields), []).append(run)
     return groups
+
+
+def at_steps(run: Run, steps: float) -> tuple[float, float] | None:
+    """(eval return, training seconds) at `steps` env steps, linearly interpolated between the run's
+    evaluations as the curves are; None beyond its last evaluation by more than 1% (a run of 2M steps ends
+    at the last whole iteration, a little short of 2M)."""
+    if steps > 1.01 * run.env_steps[-1]:
+        return None
+    return (float(np.interp(steps, run.env_steps, run.returns)),
+            float(np.interp(steps, run.env_steps, run.seconds)))
 
 
 def mean_and_spread(runs: list[Run], x: str, points: int = 200):

@@ -1,11 +1,14 @@
 """Learning curves of finished or running runs, side by side:
 
     python -m reppo_fast.plot RUN_DIR [RUN_DIR ...] [--out curves.png] [--threshold 900]
+        [--at 500000 1000000 2000000] [--label-by rpo_epochs]
 
 One row per env. Columns: eval return against env steps, against training wall-clock seconds, and (with
 several seeds of a curve) the fraction of runs that are reliably performant (paper section 4.3: reached
 the threshold and never fell below it again). Runs of one (algo, framework) are seeds of one curve: the
-line is their mean, the band their min..max. The paper's returns for the task (docs/algorithms.md
+line is their mean, the band their min..max; `--label-by FIELD` splits them further by config fields (e.g.
+RPO's rpo_epochs). `--at STEPS...` prints a table of each curve's eval return (mean, min..max over seeds)
+and training wall-clock at those env steps. The paper's returns for the task (docs/algorithms.md
 section 8) are marks.
 Needs matplotlib (`pip install 'reppo-fast[plot]'`).
 """
@@ -16,9 +19,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from reppo_fast.curves import (
     PAPER_RETURNS,
     RunDirError,
+    at_steps,
     default_threshold,
     group_runs,
     load_run,
@@ -28,8 +34,8 @@ from reppo_fast.curves import (
 )
 
 
-def _draw_env(axes, env, runs, threshold, paper: bool):
-    groups = group_runs(runs)
+def _draw_env(axes, env, runs, threshold, paper: bool, fields: tuple[str, ...]):
+    groups = group_runs(runs, fields)
     for label, members in sorted(groups.items()):
         for ax, x in zip(axes[:2], ("env_steps", "seconds")):
             grid, mean, low, high = mean_and_spread(members, x)
@@ -56,9 +62,28 @@ def _draw_env(axes, env, runs, threshold, paper: bool):
             ax.legend(fontsize=7)
 
 
-def _summary(env, runs, threshold) -> list[str]:
+def _table(env, runs, steps: list[float], fields: tuple[str, ...]) -> list[str]:
+    """One row per curve: at each of `steps`, the eval return's mean (min..max over seeds) and the mean
+    training seconds; `-` where a run has not reached that step."""
+    header = f"{'curve':<34}" + "".join(f"{f'{s / 1e6:g}M steps':>30}" for s in steps)
+    lines = [f"{env}", header]
+    for label, members in sorted(group_runs(runs, fields).items()):
+        row = f"{label + f' x{len(members)}':<34}"
+        for s in steps:
+            points = [at_steps(r, s) for r in members]
+            if any(p is None for p in points):
+                row += f"{'-':>30}"
+                continue
+            rets, secs = [p[0] for p in points], [p[1] for p in points]
+            cell = f"{np.mean(rets):.0f} ({min(rets):.0f}..{max(rets):.0f}) {np.mean(secs):.0f} s"
+            row += f"{cell:>30}"
+        lines.append(row)
+    return lines
+
+
+def _summary(env, runs, threshold, fields: tuple[str, ...]) -> list[str]:
     lines = []
-    for label, members in sorted(group_runs(runs).items()):
+    for label, members in sorted(group_runs(runs, fields).items()):
         finals = [r.returns[-1] for r in members]
         line = (f"{env} {label}: {len(members)} run(s), final eval return mean "
                 f"{sum(finals) / len(finals):.1f} (min {min(finals):.1f}, max {max(finals):.1f})")
@@ -80,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None,
                         help="reliable-performance threshold (default: 0.9 x 1000 on DM Control)")
     parser.add_argument("--no-paper", action="store_true", help="leave out the paper's reference returns")
+    parser.add_argument("--at", type=float, nargs="+", default=None, metavar="STEPS",
+                        help="print each curve's eval return and wall-clock at these env steps")
+    parser.add_argument("--label-by", nargs="+", default=(), metavar="FIELD",
+                        help="config fields (flat names) that also split runs into curves, e.g. rpo_epochs")
     args = parser.parse_args(argv)
     try:
         import matplotlib
@@ -97,13 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     by_env: dict[str, list] = {}
     for run in runs:
         by_env.setdefault(run.env, []).append(run)
-    several_seeds = any(len(m) > 1 for rs in by_env.values() for m in group_runs(rs).values())
+    fields = tuple(args.label_by)
+    several_seeds = any(len(m) > 1 for rs in by_env.values() for m in group_runs(rs, fields).values())
     columns = 3 if several_seeds else 2
     fig, axes = plt.subplots(len(by_env), columns, figsize=(5 * columns, 3.6 * len(by_env)), squeeze=False)
     for row, (env, env_runs) in zip(axes, sorted(by_env.items())):
         threshold = args.threshold if args.threshold is not None else default_threshold(env)
-        _draw_env(row, env, env_runs, threshold, not args.no_paper)
-        print("\n".join(_summary(env, env_runs, threshold)))
+        _draw_env(row, env, env_runs, threshold, not args.no_paper, fields)
+        print("\n".join(_summary(env, env_runs, threshold, fields)))
+        if args.at:
+            print("\n".join(_table(env, env_runs, args.at, fields)))
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)

@@ -7,7 +7,7 @@ import pytest
 
 from reppo_fast import plot
 from reppo_fast.config import Config
-from reppo_fast.curves import Run, reliable_fraction, reliable_since
+from reppo_fast.curves import Run, at_steps, group_runs, reliable_fraction, reliable_since
 from reppo_fast.runner import run
 
 
@@ -49,3 +49,26 @@ def test_plot_writes_a_png_of_real_runs(tmp_path, capsys):
 def test_plot_names_a_directory_without_a_run(tmp_path, capsys):
     assert plot.main([str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_at_steps_interpolates_between_evaluations_and_stops_past_the_last():
+    run_ = _curve([100, 300, 500], steps=[1000, 2000, 3000])  # seconds are steps / 10
+    assert at_steps(run_, 1500) == (200.0, 150.0)
+    assert at_steps(run_, 3000) == (500.0, 300.0)
+    assert at_steps(run_, 3020) == (500.0, 300.0)  # within 1% of the last evaluation: the last one
+    assert at_steps(run_, 3100) is None
+
+
+def test_table_and_label_by_split_curves_by_a_config_field(capsys):
+    runs = []
+    for seed, epochs, returns in ((0, 5, [400, 800]), (1, 5, [600, 900]), (0, 1, [100, 200])):
+        r = _curve(returns, steps=[500_000, 1_000_000])
+        r.seed, r.algo, r.config = seed, "rpo", {"rpo_epochs": epochs}
+        runs.append(r)
+    assert sorted(group_runs(runs)) == ["rpo (jax)"]
+    groups = group_runs(runs, ("rpo_epochs",))
+    assert sorted(groups) == ["rpo (jax), rpo_epochs=1", "rpo (jax), rpo_epochs=5"]
+    rows = plot._table("CartpoleSwingup", runs, [1_000_000, 2_000_000], ("rpo_epochs",))
+    by_label = {row.split(" x")[0]: row for row in rows[2:]}
+    assert "850 (800..900) 100000 s" in by_label["rpo (jax), rpo_epochs=5"]
+    assert by_label["rpo (jax), rpo_epochs=1"].rstrip().endswith("-")  # 2M not reached

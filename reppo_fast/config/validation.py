@@ -8,7 +8,16 @@ import typing
 from collections.abc import Mapping
 from typing import Literal
 
-from reppo_fast.config.fields import BACKENDS, FRAMEWORKS, GROUPS, OPS, Config, ConfigError, ReppoConfig, RpoConfig
+from reppo_fast.config.fields import (
+    BACKENDS,
+    FRAMEWORKS,
+    GROUPS,
+    OPS,
+    Config,
+    ConfigError,
+    ReppoConfig,
+    RpoConfig,
+)
 from reppo_fast.config.presets import PRESETS, describe_presets
 
 
