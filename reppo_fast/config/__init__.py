@@ -37,5 +37,6 @@ from reppo_fast.config.validation import validate, validate_choice
 
 __all__ = ["BACKENDS", "FRAMEWORKS", "GROUPS", "OPS", "PRESETS", "RENAMED_FIELDS", "RENAMED_PRESETS",
            "SUITE_PRESET", "Algo", "Backend", "Config", "ConfigError", "Framework", "Op", "PpoConfig",
-           "PresetName", "ReppoConfig", "RpoConfig", "TorchConfig", "describe_presets", "flat_names", "preset_config",
+           "PresetName", "ReppoConfig", "RpoConfig", "TorchConfig", "describe_presets", "flat_names",
+           "preset_config",
            "resolve_preset", "validate", "validate_choice"]

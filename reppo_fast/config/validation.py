@@ -118,14 +118,15 @@ def _validate_rpo(cfg: Config) -> None:
         raise ConfigError(f"rpo_grad_clip must be > 0 (or None: no clip), got {rpo.rpo_grad_clip}")
     transitions = cfg.num_envs * cfg.num_steps
     if transitions % rpo.rpo_minibatches:
-        raise ConfigError(f"rpo_minibatches={rpo.rpo_minibatches} must divide num_envs*num_steps={transitions}; "
+        raise ConfigError(f"rpo_minibatches={rpo.rpo_minibatches} must divide "
+                          f"num_envs*num_steps={transitions}; "
                           f"pick a divisor (e.g. {_nearest_divisor(transitions, rpo.rpo_minibatches)})")
     if cfg.algo != "rpo":
         return
     from reppo_fast.envs.names import resolve_env
 
     if resolve_env(cfg.env).suite == "maniskill":
-        raise ConfigError(f"--algo rpo backpropagates through the physics, which ManiSkill's PhysX cannot do; "
+        raise ConfigError("--algo rpo backpropagates through the physics, which ManiSkill's PhysX cannot do; "
                           f"{cfg.env} needs --algo reppo or ppo (RPO runs DM Control tasks and ToyPointMass)")
     if cfg.bootstrap_terminations:
         raise ConfigError("--algo rpo does not support --bootstrap-terminations (DM Control has no "

@@ -42,9 +42,9 @@ def make_differentiable(raw: Any, name: str, *, single_solver_iteration: bool) -
         return None
     if not single_solver_iteration:
         raise UnsupportedEnvError(
-            f"{name}: its MJX solver runs opt.iterations={iterations} in a lax.while_loop, which reverse-mode "
-            f"AD cannot differentiate; RPO needs --rpo-single-solver-iteration (changes the physics to "
-            f"opt.iterations=1) or a task that ships 1 (Cartpole*, BallInCup, PointMass, Reacher*)")
+            f"{name}: its MJX solver runs opt.iterations={iterations} in a lax.while_loop, which "
+            f"reverse-mode AD cannot differentiate; RPO needs --rpo-single-solver-iteration (changes the "
+            f"physics to opt.iterations=1) or a task that ships 1 (Cartpole*, BallInCup, PointMass, Reacher*)")
     from mujoco import mjx
 
     physics = physics_env(raw)

@@ -69,13 +69,16 @@ def make_optimizers(cfg):
 
     def adamw(lr):
         opt = optax.adamw(lr, b1=rpo.rpo_adam_b1, b2=rpo.rpo_adam_b2, weight_decay=rpo.rpo_weight_decay)
-        return opt if cfg.max_grad_norm is None else optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), opt)
+        if cfg.max_grad_norm is None:
+            return opt
+        return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), opt)
 
     def labels(critic):
         return {"online": jax.tree.map(lambda _: "train", critic["online"]),
                 "target": jax.tree.map(lambda _: "frozen", critic["target"])}
 
-    critic_tx = optax.multi_transform({"train": adamw(rpo.rpo_critic_lr), "frozen": optax.set_to_zero()}, labels)
+    critic_tx = optax.multi_transform({"train": adamw(rpo.rpo_critic_lr), "frozen": optax.set_to_zero()},
+                                      labels)
     return adamw(cfg.lr), critic_tx
 
 
@@ -153,8 +156,8 @@ def update(carry, batch: RpoBatch, key, txs, kernels, cfg):
     (critic, critic_opt), c_metrics = scan_minibatches(critic_step, (critic, critic_opt), batch, k_critic,
                                                        cfg.num_epochs, cfg.num_minibatches)
     alpha = cfg.rpo.rpo_target_alpha
-    critic = {"online": critic["online"],
-              "target": jax.tree.map(lambda t, o: alpha * t + (1.0 - alpha) * o, critic["target"], critic["online"])}
+    target = jax.tree.map(lambda t, o: alpha * t + (1.0 - alpha) * o, critic["target"], critic["online"])
+    critic = {"online": critic["online"], "target": target}
     metrics = {**a_metrics, **c_metrics, "actor/nonfinite_action_grads": jnp.sum(batch.nonfinite),
                "actor/action_grad_norm": jnp.mean(jnp.linalg.norm(batch.action_grad, axis=-1))}
     return (actor, critic, actor_opt, critic_opt), metrics

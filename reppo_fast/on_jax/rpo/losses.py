@@ -31,7 +31,7 @@ class RpoBatch(NamedTuple):
 def window_objective(reward, terminated, truncated, next_value, gamma):
     """SHAC's window return summed over envs, all inputs [T, N]:
 
-        J = sum_n sum_k gamma^{c_k} r_k + gamma^{c_k + 1} V_target(s_{k+1}) [ended by truncation or window end]
+        J = sum_n sum_k gamma^{c_k} r_k + gamma^{c_k + 1} V_target(s_{k+1}) [truncated or window end]
 
     c_k counts the steps since the segment start (the window start or the step after an episode end).
     A terminated step has no bootstrap; a truncated one bootstraps from the true next observation."""
@@ -48,7 +48,8 @@ def window_objective(reward, terminated, truncated, next_value, gamma):
 
 
 def pre_tanh_grad(action_grad, z, action_clip: float):
-    """dJ/dz from dJ/da with a = clip(tanh z, +-action_clip): da/dz = 1 - tanh(z)^2 inside the clip, else 0."""
+    """dJ/dz from dJ/da with a = clip(tanh z, +-action_clip): da/dz = 1 - tanh(z)^2 inside the clip, else
+    0."""
     t = jnp.tanh(z)
     return jnp.where(jnp.abs(t) < action_clip, action_grad * (1.0 - t * t), 0.0)
 

@@ -22,8 +22,10 @@ STD_FORMS = ("state_independent", "state_dependent")
 def init_mlp(key, sizes: list[int]) -> dict:
     """sizes [in, hidden..., out]: a block per hidden size, then the output Linear."""
     keys = jax.random.split(key, len(sizes) - 1)
-    blocks = [{"linear": init_linear(k, fan_in, fan_out),
-               "norm": {"scale": jnp.ones((fan_out,), jnp.float32), "bias": jnp.zeros((fan_out,), jnp.float32)}}
+    def norm(size):
+        return {"scale": jnp.ones((size,), jnp.float32), "bias": jnp.zeros((size,), jnp.float32)}
+
+    blocks = [{"linear": init_linear(k, fan_in, fan_out), "norm": norm(fan_out)}
               for k, fan_in, fan_out in zip(keys[:-1], sizes[:-2], sizes[1:-1])]
     return {"blocks": blocks, "out": init_linear(keys[-1], sizes[-2], sizes[-1])}
 
