@@ -120,7 +120,8 @@ def test_cli_errors_are_one_line_and_exit_2(capsys):
     assert "\n" not in err and "--algo ppo --preset cpu" in err
     assert main(["--env", "PickCube-v1", "--algo", "ppo", "--preset", "maniskill"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "no 'maniskill' preset for --algo ppo" in err and "cpu (reppo, ppo)" in err
+    assert "\n" not in err and "no 'maniskill' preset for --algo ppo" in err
+    assert "cpu (reppo, ppo, rpo)" in err
 
 
 def test_help_lists_field_docs_by_group():
@@ -180,3 +181,94 @@ def test_resume_reads_a_flat_config(tmp_path):
     flat = {**Config().replace(env="ToyPointMass").flat(), "algo": "ppo", "preset": "ppo", "clip_eps": 0.3}
     cfg, _ = parse_args(["--resume", _saved_run(tmp_path, json.dumps(flat))])
     assert (cfg.algo, cfg.preset, cfg.ppo.clip_eps) == ("ppo", "dmc", 0.3)
+
+
+# --- RPO (experimental; ../shared/rpo_spec.md section 4) ----------------------------------------------------
+
+@pytest.mark.parametrize("preset, num_envs", [("dmc", 256), ("cpu", 64)])
+def test_rpo_presets_carry_the_spec_defaults(preset, num_envs):
+    """H 32 = num_steps, M 5 policy epochs on the full window, ratio window (0.8, 1.0) by mask, KL 0.2
+    old||new, no entropy bonus, gamma 0.99, lambda 0.95, (128, 128) actor and critics, AdamW (0.7, 0.95)
+    without weight decay after a global clip of 1.0, actor lr 2e-3, critic lr 1e-3, critics 16 epochs x 4
+    minibatches, 2 critics with the target moved at alpha 0.2, state-independent log std from -1, per-sample
+    g clip 1.0, remat on, float32 physics, no solver change; N 64 on a CPU."""
+    cfg = preset_config(preset, "dmc", "rpo")
+    validate(cfg)
+    assert (cfg.algo, cfg.preset, cfg.num_envs, cfg.num_steps) == ("rpo", preset, num_envs, 32)
+    assert (cfg.num_epochs, cfg.num_minibatches, cfg.gamma, cfg.lmbda) == (16, 4, 0.99, 0.95)
+    assert (cfg.actor_hidden, cfg.actor_hidden_blocks, cfg.critic_hidden, cfg.critic_hidden_blocks) == \
+        (128, 2, 128, 2)
+    assert (cfg.lr, cfg.max_grad_norm) == (2e-3, 1.0)
+    r = cfg.rpo
+    assert (r.rpo_epochs, r.rpo_minibatches, r.rpo_clip_low, r.rpo_clip_high, r.rpo_clip_mode) == \
+        (5, 1, 0.8, 1.0, "mask")
+    assert (r.rpo_surr_coef, r.rpo_kl_coef, r.rpo_kl_dir, r.rpo_ent_coef) == (1.0, 0.2, "old_new", 0.0)
+    assert (r.rpo_critic_lr, r.rpo_adam_b1, r.rpo_adam_b2, r.rpo_weight_decay) == (1e-3, 0.7, 0.95, 0.0)
+    assert (r.rpo_num_critics, r.rpo_target_alpha, r.rpo_std, r.rpo_log_std_init) == \
+        (2, 0.2, "state_independent", -1.0)
+    assert (r.rpo_grad_clip, r.rpo_remat, r.rpo_float64, r.rpo_single_solver_iteration) == \
+        (1.0, True, False, False)
+    assert preset_config("auto", "dmc", "rpo") == preset_config("dmc", "dmc", "rpo")
+
+
+def test_rpo_fields_are_flat_flags():
+    cfg, _ = parse_args(["--env", "CartpoleSwingup", "--algo", "rpo", "--preset", "cpu", "--rpo-epochs", "1",
+                         "--rpo-kl-dir", "new_old", "--no-rpo-remat", "--rpo-grad-clip", "None",
+                         "--rpo-single-solver-iteration"])
+    r = cfg.rpo
+    assert (cfg.algo, cfg.num_envs, r.rpo_epochs, r.rpo_kl_dir, r.rpo_remat, r.rpo_grad_clip) == \
+        ("rpo", 64, 1, "new_old", False, None)
+    assert r.rpo_single_solver_iteration
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"rpo_epochs": 0}, "rpo_epochs"),
+    ({"rpo_minibatches": 0}, "rpo_minibatches"),
+    ({"num_envs": 3, "num_steps": 5, "num_minibatches": 1, "rpo_minibatches": 4}, "rpo_minibatches"),
+    ({"rpo_clip_low": 0.0}, "rpo_clip_low"),
+    ({"rpo_clip_low": 1.5}, "rpo_clip_low"),
+    ({"rpo_clip_high": 0.0}, "rpo_clip_high"),
+    ({"rpo_clip_mode": "ppo"}, "rpo_clip_mode"),
+    ({"rpo_kl_dir": "both"}, "rpo_kl_dir"),
+    ({"rpo_std": "state"}, "rpo_std"),
+    ({"rpo_surr_coef": -1.0}, "rpo_surr_coef"),
+    ({"rpo_kl_coef": -0.2}, "rpo_kl_coef"),
+    ({"rpo_ent_coef": -1e-3}, "rpo_ent_coef"),
+    ({"rpo_weight_decay": -1.0}, "rpo_weight_decay"),
+    ({"rpo_critic_lr": 0.0}, "rpo_critic_lr"),
+    ({"rpo_adam_b1": 1.0}, "rpo_adam_b1"),
+    ({"rpo_adam_b2": -0.1}, "rpo_adam_b2"),
+    ({"rpo_target_alpha": 1.0}, "rpo_target_alpha"),
+    ({"rpo_grad_clip": 0.0}, "rpo_grad_clip"),
+    ({"rpo_num_critics": 0}, "rpo_num_critics"),
+    ({"env": "CartpoleSwingup", "bootstrap_terminations": True}, "bootstrap-terminations"),
+])
+def test_invalid_rpo_values_name_the_field_in_one_line(changes, field):
+    with pytest.raises(ConfigError, match=field) as err:
+        validate(Config().replace(algo="rpo", preset="dmc", **changes))
+    assert "\n" not in str(err.value)
+
+
+def test_rpo_on_maniskill_is_refused(monkeypatch, capsys):
+    """ManiSkill's PhysX cannot be differentiated: `--algo rpo` on a ManiSkill task is refused by validation
+    (whatever the preset) and on the command line, in one line."""
+    with pytest.raises(ConfigError, match="ManiSkill") as err:
+        validate(Config().replace(algo="rpo", env="PickCube-v1", framework="torch"))
+    assert "PickCube-v1" in str(err.value) and "\n" not in str(err.value)
+    validate(Config().replace(algo="reppo", env="PickCube-v1", framework="torch"))  # only RPO is refused
+    monkeypatch.setattr(train, "_cuda_available", lambda: False)
+    assert main(["--env", "PickCube-v1", "--algo", "rpo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "rpo" in err
+
+
+def test_a_config_saved_before_rpo_still_reads():
+    """Before RPO, critic_hidden_blocks was PPO's (`ppo.critic_hidden_blocks`) and there was no rpo group:
+    such a config.json reads, the value at the top level and the rpo group at its defaults."""
+    old = json.loads(Config().replace(algo="ppo", preset="cpu").to_json())
+    del old["rpo"], old["critic_hidden_blocks"]
+    old["ppo"]["critic_hidden_blocks"] = 3
+    cfg = Config.from_json(json.dumps(old))
+    assert cfg == Config().replace(algo="ppo", preset="cpu", critic_hidden_blocks=3)
+    with pytest.raises(ConfigError, match=r"unknown fields \['ppo.rpo_epochs'\]"):
+        Config.from_json('{"ppo": {"rpo_epochs": 2}}')

@@ -148,7 +148,8 @@ class Trainer:
         """The rollout with dJ/da of the algorithm's window objective J through the physics: the gradient
         at a zero perturbation u of the actions, filled into data.action_grad. One reverse pass."""
         env = self.env
-        zero = jnp.zeros((self.cfg.num_steps, env.num_envs, env.action_size), jnp.float32)
+        # In the env's dtype: a float32 zero would round the float64 gradient of a float64 env to float32.
+        zero = jnp.zeros((self.cfg.num_steps, env.num_envs, env.action_size), env.dtype)
 
         def window(u):
             carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, key, u)
