@@ -61,17 +61,34 @@ def _build(cfg: Config):
         from reppo_fast.on_torch.trainer import Trainer as TorchTrainer
 
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        env = make_torch_env(cfg.env, num_envs=cfg.num_envs, device=device, impl=cfg.env_impl,
-                             episode_length=cfg.episode_length, action_repeat=cfg.action_repeat)
+        if cfg.algo == "rpo":
+            from reppo_fast.envs.playground_torch import PlaygroundTorchEnv
+
+            # RPO differentiates through the physics, which only JAX can: the toy too runs as the JAX VecEnv
+            # behind DLPack (its torch twin has no gradient path), differentiated by envs/jax_autograd.py.
+            env, eval_env = (PlaygroundTorchEnv(e, device=device) for e in _jax_envs(cfg))
+        else:
+            env = make_torch_env(cfg.env, num_envs=cfg.num_envs, device=device, impl=cfg.env_impl,
+                                 episode_length=cfg.episode_length, action_repeat=cfg.action_repeat)
+            # Evaluation always plays the env's own full episodes, whatever the training time limit.
+            eval_env = make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=device, impl=cfg.env_impl,
+                                      action_repeat=cfg.action_repeat)
         cfg = _resolve_gamma(cfg, env)
-        # Evaluation always plays the env's own full episodes, whatever the training time limit.
-        eval_env = make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=device, impl=cfg.env_impl,
-                                  action_repeat=cfg.action_repeat)
         algo = algorithm(cfg.framework, cfg.algo)
         trainer: Trainer = TorchTrainer(cfg, env, eval_env, kernels, algo, device, ranges)
         return cfg, trainer, kernels, env, ranges
-    from reppo_fast.envs import make_env
     from reppo_fast.on_jax.trainer import Trainer as JaxTrainer
+
+    env, eval_env = _jax_envs(cfg)
+    cfg = _resolve_gamma(cfg, env)
+    trainer: Trainer = JaxTrainer(cfg, env, eval_env, kernels, algorithm(cfg.framework, cfg.algo))
+    return cfg, trainer, kernels, env, ranges
+
+
+def _jax_envs(cfg: Config):
+    """The JAX VecEnvs to train and to evaluate on; for RPO made differentiable, with float64 physics when
+    cfg.rpo.rpo_float64."""
+    from reppo_fast.envs import make_env
 
     if cfg.algo == "rpo" and cfg.rpo.rpo_float64:
         import jax
@@ -81,13 +98,12 @@ def _build(cfg: Config):
         jax.config.update("jax_enable_x64", True)
     env = make_env(cfg.env, num_envs=cfg.num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length,
                    action_repeat=cfg.action_repeat)
-    cfg = _resolve_gamma(cfg, env)
+    # Evaluation always plays the env's own full episodes, whatever the training time limit.
     eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl,
                         action_repeat=cfg.action_repeat)
     if cfg.algo == "rpo":
         _make_differentiable(cfg, env, eval_env)
-    trainer: Trainer = JaxTrainer(cfg, env, eval_env, kernels, algorithm(cfg.framework, cfg.algo))
-    return cfg, trainer, kernels, env, ranges
+    return env, eval_env
 
 
 def _make_differentiable(cfg: Config, *envs) -> None:
@@ -95,10 +111,9 @@ def _make_differentiable(cfg: Config, *envs) -> None:
     in) change its physics, the evaluation env's alike so it plays what was trained, and say so."""
     from reppo_fast.envs.differentiable import make_differentiable
 
-    for env in envs:
-        note = make_differentiable(env.raw, env.name,
-                                   single_solver_iteration=cfg.rpo.rpo_single_solver_iteration)
-    if note:
+    single = cfg.rpo.rpo_single_solver_iteration
+    notes = {make_differentiable(env.raw, env.name, single_solver_iteration=single) for env in envs}
+    for note in sorted(n for n in notes if n):  # the train and eval envs change alike: one line
         print(f"warning: {note}")
 
 

@@ -46,13 +46,13 @@ def _ours(framework, policy_std, seed=0, cfg=DMC):
     if framework == "jax":
         k_actor, k_critic = jax.random.split(jax.random.PRNGKey(seed))
         actor = jn.init_actor(k_actor, O, A, cfg.actor_hidden, cfg.actor_hidden_blocks, policy_std)
-        critic = jn.init_critic(k_critic, O, cfg.critic_hidden, cfg.ppo.critic_hidden_blocks)
+        critic = jn.init_critic(k_critic, O, cfg.critic_hidden, cfg.critic_hidden_blocks)
         layers = lambda ps: [(np.asarray(p["w"], np.float64), np.asarray(p["b"], np.float64))  # noqa: E731
                              for p in ps]
         return actor, critic, layers(actor["net"]), layers(critic)
     torch.manual_seed(seed)
     actor = tn.init_actor(O, A, cfg.actor_hidden, cfg.actor_hidden_blocks, policy_std)
-    critic = tn.init_critic(O, cfg.critic_hidden, cfg.ppo.critic_hidden_blocks)
+    critic = tn.init_critic(O, cfg.critic_hidden, cfg.critic_hidden_blocks)
     layers = lambda ms: [(m.weight.detach().double().numpy().T, m.bias.detach().double().numpy())  # noqa: E731
                          for m in ms]
     return actor, critic, layers(actor.net), layers(critic.net)
@@ -97,7 +97,7 @@ def _obs(n=256, seed=1):
 
 
 def test_the_dmc_preset_has_brax_make_ppo_networks_default_sizes():
-    assert (DMC.actor_hidden, DMC.actor_hidden_blocks, DMC.critic_hidden, DMC.ppo.critic_hidden_blocks) == \
+    assert (DMC.actor_hidden, DMC.actor_hidden_blocks, DMC.critic_hidden, DMC.critic_hidden_blocks) == \
         (32, 4, 256, 5)
     assert DMC.ppo.policy_std == "state"
 

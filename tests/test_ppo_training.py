@@ -53,11 +53,11 @@ def test_algo_ppo_takes_the_brax_dmc_preset():
     assert (cfg.algo, cfg.preset, cfg.num_envs, cfg.num_epochs, cfg.num_minibatches, cfg.lr, cfg.gamma) == \
         ("ppo", "dmc", 2048, 16, 32, 1e-3, 0.995)
     assert (cfg.ppo.entropy_coef, cfg.ppo.reward_scaling, cfg.actor_hidden, cfg.actor_hidden_blocks,
-            cfg.critic_hidden, cfg.ppo.critic_hidden_blocks, cfg.max_grad_norm, cfg.ppo.policy_std) == \
+            cfg.critic_hidden, cfg.critic_hidden_blocks, cfg.max_grad_norm, cfg.ppo.policy_std) == \
         (1e-2, 10.0, 32, 4, 256, 5, None, "state")  # Brax's tanh_normal policy: a state-dependent std
     assert cfg.num_envs * cfg.num_steps // cfg.num_minibatches == 1024 * 30  # Brax's minibatch
     cpu, _ = parse_args(["--env", "CartpoleBalance", "--algo", "ppo", "--preset", "cpu", "--lr", "3e-4"])
-    assert (cpu.algo, cpu.preset, cpu.lr, cpu.ppo.critic_hidden_blocks) == ("ppo", "cpu", 3e-4, 2)
+    assert (cpu.algo, cpu.preset, cpu.lr, cpu.critic_hidden_blocks) == ("ppo", "cpu", 3e-4, 2)
 
 
 def test_missing_presets_and_the_old_ppo_preset_names_are_one_line_errors():

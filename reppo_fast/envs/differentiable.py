@@ -44,7 +44,8 @@ def make_differentiable(raw: Any, name: str, *, single_solver_iteration: bool) -
         raise UnsupportedEnvError(
             f"{name}: its MJX solver runs opt.iterations={iterations} in a lax.while_loop, which "
             f"reverse-mode AD cannot differentiate; RPO needs --rpo-single-solver-iteration (changes the "
-            f"physics to opt.iterations=1) or a task that ships 1 (Cartpole*, BallInCup, PointMass, Reacher*)")
+            f"physics to opt.iterations=1) or a task that ships 1 (Cartpole*, BallInCup, PointMass, "
+            f"Reacher*)")
     from mujoco import mjx
 
     physics = physics_env(raw)

@@ -108,6 +108,11 @@ class PlaygroundTorchEnv(TorchVecEnv):
             raise RuntimeError(f"{self.name}: call reset(seed) first")
         return self._state
 
+    @jax_state.setter
+    def jax_state(self, state: EnvState) -> None:
+        """Replace the state, e.g. by the one a differentiated window reached (envs/jax_autograd.py)."""
+        self._set_state(state)
+
     @property
     def obs(self) -> torch.Tensor:
         if self._obs is None:

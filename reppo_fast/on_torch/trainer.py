@@ -3,9 +3,11 @@
 
 Per iteration: rollout (the env stepped from Python, torch envs being stateful; the algorithm's `act` and
 `bootstrap` per step, compiled), targets, the flat batch, then epochs x minibatches of the algorithm's
-update step (compiled). Compiled calls are pure tensor code with no .item() and no host sync, so
-torch.compile (and, on CUDA, graph capture) can take them whole; what they return is the caller's
-(on_torch/compiling.py). Metrics stay on the device until the runner reads them once per iteration.
+update step (compiled), or the algorithm's own `update`. An algorithm with a `window_objective` (RPO) has
+its rollout differentiated through the JAX physics (envs/jax_autograd.py) for dJ/da. Compiled calls are
+pure tensor code with no .item() and no host sync, so torch.compile (and, on CUDA, graph capture) can take
+them whole; what they return is the caller's (on_torch/compiling.py). Metrics stay on the device until the
+runner reads them once per iteration.
 """
 
 from __future__ import annotations
@@ -82,6 +84,16 @@ class Trainer:
         self.update_step = compiled(self._update_step, cfg, device, fullgraph=False)
         self.act = compiled(algorithm.act, cfg, device, fullgraph=True)
         self.bootstrap = compiled(algorithm.bootstrap, cfg, device, fullgraph=True)
+        self.differentiable_env = None
+        if algorithm.window_objective is not None:
+            from reppo_fast.envs.jax_autograd import DifferentiableJaxEnv
+
+            # Eager acting for a differentiated rollout: the backward pass of the whole window needs every
+            # step's saved activations at once, while a CUDA-graph replay (reduce-overhead) overwrites the
+            # previous step's outputs and saved tensors in its memory pool; and the networks are small next
+            # to the physics, whose step JAX compiles anyway.
+            self.act, self.bootstrap = algorithm.act, algorithm.bootstrap
+            self.differentiable_env = DifferentiableJaxEnv(env, remat=cfg.rpo.rpo_remat)
         self.compiled, self.mode = compile_on, mode
 
     def describe(self) -> dict:
@@ -97,7 +109,10 @@ class Trainer:
         # kernel, which on CUDA is a Triton kernel that cannot read a CPU tensor) is on the trainer's device.
         with torch.device(device):
             actor, critic = self.algo.init_networks(self.cfg, env, self.kernels)
-        actor_opt, critic_opt = (make_optimizer(self.cfg, module, device) for module in (actor, critic))
+        if self.algo.make_optimizers is not None:
+            actor_opt, critic_opt = self.algo.make_optimizers(self.cfg, actor, critic, device)
+        else:
+            actor_opt, critic_opt = (make_optimizer(self.cfg, module, device) for module in (actor, critic))
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
         env.reset(seed)
@@ -119,40 +134,69 @@ class Trainer:
 
     def iteration(self, state: TrainState):
         cfg, kernels, algo, ranges = self.cfg, self.kernels, self.algo, self.ranges
+        window = {}
         with ranges("rollout"):
-            carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, state.generator)
+            if algo.window_objective is None:
+                carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, state.generator)
+            else:
+                carry, data, stats, window = self._differentiated_rollout(state)
         with ranges("returns"):
             tgt = algo.targets(data, kernels, cfg)
         with ranges("update"):
             batch = algo.flat_batch(state.actor, data, tgt, cfg)
             metrics = self._update(state, batch)
-        metrics.update({**train_metrics(stats, data.reward, tgt.returns), **carry.env.episode_metrics()})
+        metrics.update({**train_metrics(stats, data.reward, tgt.returns), **carry.env.episode_metrics(),
+                        **window})
         state.rollout, state.iteration = carry, state.iteration + 1
         return state, metrics
 
-    @torch.no_grad()
-    def _rollout(self, actor, critic, carry: RolloutCarry, generator):
-        """cfg.num_steps steps of the algorithm's acting and bootstrap around env.step.
+    def _rollout(self, actor, critic, carry: RolloutCarry, generator, env=None, perturbation=None):
+        """cfg.num_steps steps of the algorithm's acting and bootstrap around env.step, under no_grad unless
+        differentiated. env: what to step, carry.env if None (when differentiated: a DifferentiableJaxEnv
+        of it); perturbation [T, N, A] or None: added to the actions sent to the env (to differentiate by).
         Returns (carry, transitions [T, N, ...], stats of the episodes that ended)."""
         cfg, kernels, algo = self.cfg, self.kernels, self.algo
-        env, norm, ep_return = carry
+        norm, ep_return = carry.norm, carry.ep_return
+        env = carry.env if env is None else env
         stats = {name: torch.zeros((), device=env.device)
                  for name in ("episode_return_sum", "episodes", "nonfinite")}
         steps = []
-        for _ in range(cfg.num_steps):
-            noise = algo.step_noise(generator, env.num_envs, env.action_size)
-            norm, obs, action, acted = self.act(actor, critic, norm, env.obs, noise, kernels, cfg)
-            out = env.step(action)
-            if cfg.bootstrap_terminations:
-                out = bootstrap_terminations(out)
-            steps.append(self.bootstrap(actor, critic, norm, obs, action, acted, out, noise, kernels, cfg))
-            ep_return = episode_stats(stats, ep_return, out.reward, out.terminated, out.truncated,
-                                      out.nonfinite)
-        data = type(steps[0])(*(torch.stack(field) for field in zip(*steps)))
-        return RolloutCarry(env, norm, ep_return), data, stats
+        with torch.set_grad_enabled(perturbation is not None):
+            for t in range(cfg.num_steps):
+                noise = algo.step_noise(generator, env.num_envs, env.action_size)
+                norm, obs, action, acted = self.act(actor, critic, norm, env.obs, noise, kernels, cfg)
+                out = env.step(action if perturbation is None else action + perturbation[t])
+                if cfg.bootstrap_terminations:
+                    out = bootstrap_terminations(out)
+                steps.append(self.bootstrap(actor, critic, norm, obs, action, acted, out, noise, kernels,
+                                            cfg))
+                ep_return = episode_stats(stats, ep_return, out.reward.detach(), out.terminated,
+                                          out.truncated, out.nonfinite)
+            data = type(steps[0])(*(torch.stack(field) for field in zip(*steps)))
+        return RolloutCarry(carry.env, norm, ep_return), data, stats
+
+    def _differentiated_rollout(self, state: TrainState):
+        """The rollout with dJ/da of the algorithm's window objective J through the physics: the gradient at
+        a zero perturbation u of the actions, filled into data.action_grad. One reverse pass; the env state
+        reached is written back into carry.env, detached."""
+        env, cfg = self.differentiable_env, self.cfg
+        zero = torch.zeros(cfg.num_steps, env.num_envs, env.action_size, device=env.device,
+                           requires_grad=True)
+        env.begin()
+        try:
+            carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, state.generator, env,
+                                               zero)
+        finally:
+            env.end()
+        objective = self.algo.window_objective(data, cfg)
+        (grad,) = torch.autograd.grad(objective, zero)
+        data = type(data)(*(x.detach() for x in data))._replace(action_grad=grad)
+        return carry, data, stats, {"train/window_objective": objective.detach() / env.num_envs}
 
     def _update(self, state: TrainState, batch) -> dict:
         cfg = self.cfg
+        if self.algo.update is not None:
+            return self.algo.update(state, batch, self.kernels, cfg, self.inner_ranges)
         size = batch[0].shape[0] // cfg.num_minibatches
         history = []
         for mb in minibatches(batch, cfg.num_epochs, cfg.num_minibatches, state.generator):

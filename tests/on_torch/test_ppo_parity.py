@@ -28,9 +28,9 @@ pytestmark = pytest.mark.usefixtures("float32_matmuls")  # like with like on a G
 def _setup(seed=0, policy_std="state"):
     k = jax.random.split(jax.random.PRNGKey(seed), 8)
     j_actor = jn.init_actor(k[0], O, A, CFG.actor_hidden, CFG.actor_hidden_blocks, policy_std)
-    j_critic = jn.init_critic(k[1], O, CFG.critic_hidden, CFG.ppo.critic_hidden_blocks)
+    j_critic = jn.init_critic(k[1], O, CFG.critic_hidden, CFG.critic_hidden_blocks)
     t_actor = tn.Actor(O, A, CFG.actor_hidden, CFG.actor_hidden_blocks, policy_std)
-    t_critic = tn.Critic(O, CFG.critic_hidden, CFG.ppo.critic_hidden_blocks)
+    t_critic = tn.Critic(O, CFG.critic_hidden, CFG.critic_hidden_blocks)
     tn.load_jax_params(t_actor, j_actor, t_critic, j_critic)
     obs = jax.random.normal(k[2], (B, O))
     mean, log_std = jn.actor_apply(j_actor, obs)
@@ -65,9 +65,9 @@ def test_policy_and_value_outputs_agree_after_load_jax_params(policy_std):
 
 def test_load_jax_params_refuses_a_different_policy_std_form():
     j_actor = jn.init_actor(jax.random.PRNGKey(0), O, A, CFG.actor_hidden, CFG.actor_hidden_blocks, "scalar")
-    j_critic = jn.init_critic(jax.random.PRNGKey(1), O, CFG.critic_hidden, CFG.ppo.critic_hidden_blocks)
+    j_critic = jn.init_critic(jax.random.PRNGKey(1), O, CFG.critic_hidden, CFG.critic_hidden_blocks)
     t_actor = tn.Actor(O, A, CFG.actor_hidden, CFG.actor_hidden_blocks, "state")
-    t_critic = tn.Critic(O, CFG.critic_hidden, CFG.ppo.critic_hidden_blocks)
+    t_critic = tn.Critic(O, CFG.critic_hidden, CFG.critic_hidden_blocks)
     with pytest.raises(ValueError, match="policy_std"):
         tn.load_jax_params(t_actor, j_actor, t_critic, j_critic)
 
