@@ -1,6 +1,6 @@
-"""Behaviour pinned across refactors: the metrics of the first iterations and the checkpoint of REPPO and PPO
-on both frameworks, against recorded outputs (tests/golden/; last re-recorded for issue 13, which changed the
-networks' initialisation and layout on purpose).
+"""Behaviour pinned across refactors: the metrics of the first iterations and the checkpoint of REPPO, PPO
+and RPO on both frameworks, against recorded outputs (tests/golden/; REPPO's and PPO's last re-recorded for
+issue 13, which changed the networks' initialisation and layout on purpose; RPO's added in issue 14).
 
 On the machine that recorded them a refactor must reproduce them bit for bit (`REPPO_FAST_GOLDEN=exact`);
 elsewhere another CPU may round a float32 sum differently, so the default is a tight tolerance. Re-record
@@ -23,8 +23,11 @@ ITERATIONS = 3
 TINY = dict(num_envs=16, num_steps=8, num_epochs=2, num_minibatches=4, actor_hidden=32, actor_hidden_blocks=2,
             critic_hidden=32, critic_hidden_blocks=2, num_bins=51, v_min=0.0, v_max=100.0, num_eval_envs=2,
             episode_length=50, progress=False, seed=3)
+# RPO on the toy only: its MuJoCo gradient path costs a minute of compiling per framework, and the parity
+# tests (tests/on_torch/test_rpo_parity.py) pin it on CartpoleSwingup.
 CASES = [(env, algo, framework) for env in ("ToyPointMass", "CartpoleBalance") for algo in ("reppo", "ppo")
          for framework in ("jax", "torch")]
+CASES += [("ToyPointMass", "rpo", framework) for framework in ("jax", "torch")]
 
 
 def _run(env: str, algo: str, framework: str) -> dict:
