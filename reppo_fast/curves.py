@@ -19,6 +19,8 @@ PAPER_RETURNS = {
     "PendulumSwingup": {"reppo": ((24e6, 474.0), (50e6, 627.0))},
     "CartpoleSwingupSparse": {"reppo": ((24e6, 734.0), (50e6, 711.0))},
 }
+# Config groups that belong to one algorithm (reppo_fast.config.GROUPS, without torch).
+ALGORITHM_GROUPS = ("reppo", "ppo", "rpo")
 # DM Control rewards lie in [0, 1] per step over 1000-step episodes: the paper's tau = 0.9 is 900.
 DMC_MAX_RETURN = 1000.0
 
@@ -60,9 +62,12 @@ def load_run(path: Path) -> Run:
     if not records:
         raise RunDirError(f"{path}: no evaluation yet (eval.jsonl is missing or empty)")
     cfg = json.loads(config_path.read_text())
+    # Flat names, as on the command line; an algorithm's group only for runs of that algorithm (every
+    # config.json holds every group, so a REPPO run has RPO's defaults too, which it never read).
     flat = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
-    for group in (v for v in cfg.values() if isinstance(v, dict)):
-        flat.update(group)
+    for name, group in cfg.items():
+        if isinstance(group, dict) and (name not in ALGORITHM_GROUPS or name == cfg["algo"]):
+            flat.update(group)
     return Run(path, cfg["env"], cfg["algo"], cfg["framework"], cfg["seed"],
                np.array([r["env_steps"] for r in records], np.float64),
                np.array([r["wall_time"] for r in records], np.float64),

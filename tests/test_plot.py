@@ -7,7 +7,7 @@ import pytest
 
 from reppo_fast import plot
 from reppo_fast.config import Config
-from reppo_fast.curves import Run, at_steps, group_runs, reliable_fraction, reliable_since
+from reppo_fast.curves import Run, at_steps, group_runs, load_run, reliable_fraction, reliable_since
 from reppo_fast.runner import run
 
 
@@ -72,3 +72,14 @@ def test_table_and_label_by_split_curves_by_a_config_field(capsys):
     by_label = {row.split(" x")[0]: row for row in rows[2:]}
     assert "850 (800..900) 100000 s" in by_label["rpo (jax), rpo_epochs=5"]
     assert by_label["rpo (jax), rpo_epochs=1"].rstrip().endswith("-")  # 2M not reached
+
+
+def test_label_by_reads_an_algorithms_fields_only_from_its_own_runs(tmp_path):
+    """Every config.json holds every group: a REPPO run's rpo_epochs is a default it never read."""
+    for algo in ("reppo", "rpo"):
+        (tmp_path / algo).mkdir()
+        (tmp_path / algo / "config.json").write_text(Config().replace(algo=algo, rpo_epochs=3).to_json())
+        (tmp_path / algo / "eval.jsonl").write_text(
+            '{"iteration": 1, "env_steps": 10, "eval/return": 1.0, "wall_time": 0.5}\n')
+    labels = [load_run(tmp_path / algo).labelled_by(("rpo_epochs", "num_envs")) for algo in ("reppo", "rpo")]
+    assert labels == ["reppo (jax), num_envs=1024", "rpo (jax), rpo_epochs=3, num_envs=1024"]
