@@ -61,7 +61,7 @@ def test_algo_ppo_takes_the_brax_dmc_preset():
 
 
 def test_missing_presets_and_the_old_ppo_preset_names_are_one_line_errors():
-    with pytest.raises(ConfigError, match=r"no 'maniskill' preset for --algo ppo; .*dmc \(reppo, ppo\)"):
+    with pytest.raises(ConfigError, match=r"no 'maniskill' preset for --algo ppo; .*dmc \(reppo, ppo, rpo\)"):
         preset_config("maniskill", "maniskill", "ppo")
     with pytest.raises(ConfigError, match="--algo ppo --preset dmc"):
         preset_config("ppo", "dmc", "reppo")

@@ -24,6 +24,7 @@ from reppo_fast.on_torch import rpo as torch_rpo
 from reppo_fast.on_torch.rpo import losses as tl
 from reppo_fast.on_torch.rpo import networks as tn
 from reppo_fast.on_torch.trainer import Trainer as TorchTrainer
+from reppo_fast.profiling import NO_RANGES
 
 pytestmark = pytest.mark.usefixtures("float32_matmuls")
 
@@ -170,3 +171,35 @@ def test_first_actor_gradient_and_critic_loss_agree(windows):
     j_critic, _ = jl.critic_loss(j_state.critic["online"], j_batch)
     t_critic, _ = tl.critic_loss(t_state.critic.online, t_batch)
     _close(t_critic, j_critic)
+
+
+def test_a_whole_update_phase_agrees(windows):
+    """rpo_epochs AdamW actor steps, the critics' steps and the target critics' Polyak step, on each side's
+    batch: with one minibatch per epoch every step sees the whole batch (a mean: the shuffle cannot matter),
+    so the two updates are the same computation and the parameters after it must agree."""
+    cfg, (j_state, j_data, *_), (t_state, t_data, *_) = windows
+    cfg = cfg.replace(num_epochs=3, num_minibatches=1, rpo_minibatches=1)
+    j_tgt = jax_rpo.targets(j_data, bind("jax", "reference"), cfg)
+    j_batch = jax_rpo.flat_batch(j_state.actor, j_data, j_tgt, cfg)
+    t_tgt = torch_rpo.targets(t_data, bind("torch", "reference"), cfg)
+    t_batch = torch_rpo.flat_batch(t_state.actor, t_data, t_tgt, cfg)
+    j_opt = jax_rpo.make_optimizers(cfg)
+    carry = (j_state.actor, j_state.critic, j_opt[0].init(j_state.actor), j_opt[1].init(j_state.critic))
+    (j_actor, j_critic, _, _), j_metrics = jax_rpo.update(carry, j_batch, jax.random.PRNGKey(1), j_opt, None,
+                                                          cfg)
+    t_state.actor_opt, t_state.critic_opt = torch_rpo.make_optimizers(cfg, t_state.actor, t_state.critic,
+                                                                      torch.device("cpu"))
+    t_metrics = torch_rpo.update(t_state, t_batch, None, cfg, NO_RANGES)
+    for key in ("actor/loss", "actor/kl", "critic/loss"):
+        _close(t_metrics[key], j_metrics[key], rtol=1e-4, atol=1e-6)
+    before = {"log_std": j_state.actor["log_std"], "out.w": j_state.actor["net"]["out"]["w"],
+              "online.out_w": j_state.critic["online"]["out"]["w"],
+              "target.out_w": j_state.critic["target"]["out"]["w"]}
+    j_after = {"log_std": j_actor["log_std"], "out.w": j_actor["net"]["out"]["w"],
+               "online.out_w": j_critic["online"]["out"]["w"], "target.out_w": j_critic["target"]["out"]["w"]}
+    t_after = {"log_std": t_state.actor.log_std, "out.w": t_state.actor.net.out.weight.T,
+               "online.out_w": t_state.critic.online.out_w, "target.out_w": t_state.critic.target.out_w}
+    for name, j in j_after.items():
+        moved = _scale(np.asarray(j) - np.asarray(before[name]))
+        assert moved > 0, name
+        _close(t_after[name], j, atol=1e-3 * moved)  # within 0.1% of how far the update moved it
