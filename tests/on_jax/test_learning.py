@@ -47,9 +47,9 @@ def test_toy_point_mass_beats_random(tmp_path):
 def test_rpo_learns_cartpole_swingup_with_the_cpu_preset(tmp_path):
     """RPO through the MJX physics (docs/algorithms.md section 11): random play scores about 1, so a
     deterministic eval return of 750 is learned swing-up and balance. Calibrated on the machine of
-    2026-11-30, `--preset cpu`, seeds 0-4: eval returns at 512k steps 866, 844, 863, 865, 819 (every seed
-    above 800 from 410k-512k on; 2M steps end at 862-879), so 750 sits below the weakest with room for
-    another CPU's rounding. About a minute on 2 cores."""
+    2026-11-30, `--preset cpu`, seeds 0-4: eval returns at 512k steps 866, 844, 863, 865, 819 (2M steps
+    end at 862-879, with dips on the way), so 750 sits below the weakest with room for another CPU's
+    rounding. About a minute on 2 cores."""
     cfg = preset_config("cpu", "dmc", "rpo", env="CartpoleSwingup", run_dir=str(tmp_path / "rpo"),
                         progress=False, seed=0, total_steps=512_000)
     evals = _evals(run(cfg))
