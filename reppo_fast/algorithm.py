@@ -40,9 +40,13 @@ class Algorithm(NamedTuple):
     """(rng, batch_size, action_size, cfg) -> the noise one minibatch update step consumes (None when
     `update` replaces the update phase)."""
     update_step: Callable | None
-    """JAX: (carry=(actor, critic, actor_opt, critic_opt), minibatch, noise, tx, kernels, cfg)
-    -> (carry, metrics); torch: (state, minibatch, noise, kernels, cfg, ranges) -> metrics, the networks
-    and optimisers of `state` stepped in place. None when `update` replaces the update phase."""
+    """JAX: (carry=(actor, critic, actor_opt, critic_opt), minibatch, noise, tx, kernels, cfg, dp)
+    -> (carry, metrics); torch: (state, minibatch, noise, kernels, cfg, ranges, dp) -> metrics, the
+    networks and optimisers of `state` stepped in place. None when `update` replaces the update phase.
+    dp (on_<framework>/data_parallel.py, default one rank): the minibatch is this rank's part of the
+    global one; every gradient goes through dp.mean (JAX) or dp.mean_grads (torch) before the optimiser,
+    and any statistic of the minibatch that is not a mean the loss is linear in is pooled over the ranks
+    (PPO's advantage normalisation)."""
     policy_mean: Callable
     """(actor, obs) -> the deterministic policy's pre-tanh action (what evaluation plays)."""
     window_objective: Callable | None = None
@@ -54,9 +58,14 @@ class Algorithm(NamedTuple):
     device) -> optimisers). None: Adam at cfg.lr after the global-norm clip, for both."""
     update: Callable | None = None
     """The whole update phase, when the actor and critic take different epochs (RPO). JAX:
-    (carry, batch, key, (actor_tx, critic_tx), kernels, cfg) -> (carry, metrics); torch:
-    (state, batch, kernels, cfg, ranges) -> metrics. None: the trainer's epochs x minibatches of
-    `update_step`."""
+    (carry, batch, key, (actor_tx, critic_tx), kernels, cfg, dp) -> (carry, metrics); torch:
+    (state, batch, kernels, cfg, ranges, dp) -> metrics (dp as for update_step). None: the trainer's
+    epochs x minibatches of `update_step`."""
+
+
+# Metrics that count events; summed over data-parallel ranks, where every other metric (a mean over an
+# equal-sized batch) is averaged.
+COUNT_METRICS = frozenset({"train/episodes", "train/nonfinite", "actor/nonfinite_action_grads"})
 
 
 class EvalResult(NamedTuple):
@@ -75,6 +84,9 @@ def eval_result(returns) -> EvalResult:
 
 class Trainer(Protocol):
     """What the runner (reppo_fast.runner) needs of a framework's trainer."""
+
+    processes: int
+    """How many processes run this training (several under torchrun or multi-host JAX)."""
 
     def init_state(self, seed: int) -> Any: ...
 

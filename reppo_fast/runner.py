@@ -2,6 +2,11 @@
 
 It talks to a framework's trainer through the `reppo_fast.algorithm.Trainer` protocol: `init_state`,
 `iteration`, `evaluate`, `describe` and the checkpoint codec `to_arrays` / `from_arrays`.
+
+Data parallel (README, Many GPUs): a JAX run trains on every local device (`--devices`), over several hosts
+with `--multi-host`; a torch run is one process per device under torchrun. Either way the main process
+(rank 0) alone writes the run directory, the metrics, the progress bar and the checkpoints, and evaluates;
+every process runs the iterations and the checkpoint codec, which gathers the other ranks' state.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 
 from reppo_fast.algorithm import Algorithm, Trainer
 from reppo_fast.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from reppo_fast.config import Config, ConfigError
+from reppo_fast.config import Config, ConfigError, validate_world_size
 from reppo_fast.metrics import MetricsLogger
 from reppo_fast.profiling import CAPTURE, Ranges
 from reppo_fast.progress import Progress
@@ -42,7 +47,12 @@ def load_run_config(run_dir: Path) -> Config:
 
 def _build(cfg: Config):
     """Env, kernels and trainer of the configured framework (imports stay lazy: no jax for torch runs).
-    Returns (cfg with gamma resolved, trainer, kernels, env, profiling ranges)."""
+    Returns (cfg with gamma resolved, trainer, kernels, env, profiling ranges, is this the main process)."""
+    if cfg.framework == "torch":
+        from reppo_fast.on_torch.data_parallel import from_launcher
+
+        dp = from_launcher()  # before JAX starts: it may restrict the GPUs JAX sees
+        validate_world_size(cfg, dp.world_size, "torchrun --nproc_per_node")
     from reppo_fast.kernels import bind
 
     kernels = bind(cfg.framework, cfg.kernels, cfg.kernel_overrides)
@@ -60,34 +70,43 @@ def _build(cfg: Config):
         from reppo_fast.envs import make_torch_env
         from reppo_fast.on_torch.trainer import Trainer as TorchTrainer
 
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch.device("cuda", dp.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+        num_envs = cfg.num_envs // dp.world_size  # this rank's
         if cfg.algo == "rpo":
             from reppo_fast.envs.playground_torch import PlaygroundTorchEnv
 
             # RPO differentiates through the physics, which only JAX can: the toy too runs as the JAX VecEnv
             # behind DLPack (its torch twin has no gradient path), differentiated by envs/jax_autograd.py.
-            env, eval_env = (PlaygroundTorchEnv(e, device=device) for e in _jax_envs(cfg))
+            env, eval_env = (PlaygroundTorchEnv(e, device=device) for e in _jax_envs(cfg, num_envs))
         else:
-            env = make_torch_env(cfg.env, num_envs=cfg.num_envs, device=device, impl=cfg.env_impl,
+            env = make_torch_env(cfg.env, num_envs=num_envs, device=device, impl=cfg.env_impl,
                                  episode_length=cfg.episode_length, action_repeat=cfg.action_repeat)
-            # Evaluation always plays the env's own full episodes, whatever the training time limit.
-            eval_env = make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=device, impl=cfg.env_impl,
-                                      action_repeat=cfg.action_repeat)
+            # Evaluation always plays the env's own full episodes, whatever the training time limit; rank 0
+            # alone evaluates.
+            eval_env = (make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=device, impl=cfg.env_impl,
+                                       action_repeat=cfg.action_repeat) if dp.is_main else None)
         cfg = _resolve_gamma(cfg, env)
         algo = algorithm(cfg.framework, cfg.algo)
-        trainer: Trainer = TorchTrainer(cfg, env, eval_env, kernels, algo, device, ranges)
-        return cfg, trainer, kernels, env, ranges
+        trainer: Trainer = TorchTrainer(cfg, env, eval_env, kernels, algo, device, ranges, dp)
+        return cfg, trainer, kernels, env, ranges, dp.is_main
+    import jax
+
+    from reppo_fast.on_jax.devices import initialize_multi_host, training_mesh
     from reppo_fast.on_jax.trainer import Trainer as JaxTrainer
 
-    env, eval_env = _jax_envs(cfg)
+    if cfg.multi_host:
+        initialize_multi_host()
+    mesh = training_mesh(cfg.devices)
+    validate_world_size(cfg, mesh.size, "--devices")
+    env, eval_env = _jax_envs(cfg, cfg.num_envs // mesh.size)
     cfg = _resolve_gamma(cfg, env)
-    trainer: Trainer = JaxTrainer(cfg, env, eval_env, kernels, algorithm(cfg.framework, cfg.algo))
-    return cfg, trainer, kernels, env, ranges
+    trainer: Trainer = JaxTrainer(cfg, env, eval_env, kernels, algorithm(cfg.framework, cfg.algo), mesh)
+    return cfg, trainer, kernels, env, ranges, jax.process_index() == 0
 
 
-def _jax_envs(cfg: Config):
-    """The JAX VecEnvs to train and to evaluate on; for RPO made differentiable, with float64 physics when
-    cfg.rpo.rpo_float64."""
+def _jax_envs(cfg: Config, num_envs: int):
+    """The JAX VecEnvs to train (num_envs of them: one device's) and to evaluate on; for RPO made
+    differentiable, with float64 physics when cfg.rpo.rpo_float64."""
     from reppo_fast.envs import make_env
 
     if cfg.algo == "rpo" and cfg.rpo.rpo_float64:
@@ -96,7 +115,7 @@ def _jax_envs(cfg: Config):
         # Before any model is built: mjx.put_model then keeps MuJoCo's float64 (the contract still hands
         # float32 observations and rewards to the networks; gradients cross the cast).
         jax.config.update("jax_enable_x64", True)
-    env = make_env(cfg.env, num_envs=cfg.num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length,
+    env = make_env(cfg.env, num_envs=num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length,
                    action_repeat=cfg.action_repeat)
     # Evaluation always plays the env's own full episodes, whatever the training time limit.
     eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl,
@@ -140,18 +159,20 @@ def _metadata(cfg: Config, trainer: Trainer, kernels, env) -> dict:
             "python": platform.python_version(), "argv": sys.argv}
 
 
-def _start(cfg: Config, run_dir: Path, trainer: Trainer, kernels, env, resume: bool):
-    """A fresh state with the run directory written, or the newest checkpoint's.
-    Returns (state, iterations done, elapsed seconds, last eval return)."""
+def _start(cfg: Config, run_dir: Path, trainer: Trainer, kernels, env, resume: bool, main: bool):
+    """A fresh state with the run directory written (by the main process), or the newest checkpoint's (every
+    process reads it). Returns (state, iterations done, elapsed seconds, last eval return)."""
     state = trainer.init_state(cfg.seed)
     if not resume:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(cfg.to_json())
-        (run_dir / "meta.json").write_text(json.dumps(_metadata(cfg, trainer, kernels, env), indent=2))
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(cfg.to_json())
+            (run_dir / "meta.json").write_text(json.dumps(_metadata(cfg, trainer, kernels, env), indent=2))
         return state, 0, 0.0, None
     arrays, meta = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
     start = meta["iteration"]
-    print(f"resuming {run_dir} at iteration {start} ({start * cfg.steps_per_iteration:,} env steps)")
+    if main:
+        print(f"resuming {run_dir} at iteration {start} ({start * cfg.steps_per_iteration:,} env steps)")
     return trainer.from_arrays(state, arrays), start, meta["elapsed"], meta["last_eval"]
 
 
@@ -162,17 +183,21 @@ def run(cfg: Config, resume: bool = False) -> Path:
     if not resume and list_checkpoints(ckpt_dir):
         raise RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                           "or choose another --run-dir")
-    cfg, trainer, kernels, env, ranges = _build(cfg)
-    state, start, elapsed, last_eval = _start(cfg, run_dir, trainer, kernels, env, resume)
-    print(f"run dir: {run_dir}  kernels: {dict(kernels.bound)}")
-    logger = MetricsLogger(run_dir, resume=(start, start * cfg.steps_per_iteration) if resume else None)
-    progress = Progress(cfg, start, last_eval)
+    cfg, trainer, kernels, env, ranges, main = _build(cfg)
+    state, start, elapsed, last_eval = _start(cfg, run_dir, trainer, kernels, env, resume, main)
+    if main:
+        print(f"run dir: {run_dir}  kernels: {dict(kernels.bound)}")
+    logger = (MetricsLogger(run_dir, resume=(start, start * cfg.steps_per_iteration) if resume else None)
+              if main else _Silent())
+    progress = Progress(cfg if main else cfg.replace(progress=False), start, last_eval)
     last_line = f"{last_eval}"
     done = start
 
     def checkpoint():
         meta = {"iteration": done, "elapsed": elapsed, "last_eval": last_eval}
-        save_checkpoint(ckpt_dir, done, trainer.to_arrays(state), meta)
+        arrays = trainer.to_arrays(state)  # every process: on several, it gathers their parts
+        if main:
+            save_checkpoint(ckpt_dir, done, arrays, meta)
 
     pending = None  # metrics of an iteration that ran but is not logged yet
 
@@ -196,7 +221,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
             state, pending = trainer.iteration(state)
             scalars = log(pending, t0)
             env_steps = done * cfg.steps_per_iteration
-            if done % cfg.eval_interval == 0 or done == cfg.num_iterations:
+            if main and (done % cfg.eval_interval == 0 or done == cfg.num_iterations):
                 t_eval = time.perf_counter()
                 with ranges("eval"):
                     result = trainer.evaluate(state, cfg.seed, done)
@@ -208,10 +233,20 @@ def run(cfg: Config, resume: bool = False) -> Path:
                 checkpoint()
     except KeyboardInterrupt:
         capture.close()
+        progress.close()
+        if trainer.processes > 1:
+            # The processes may stand in different collectives: a checkpoint now could deadlock. The periodic
+            # ones hold every rank's state at one iteration.
+            logger.close()
+            if main:
+                saved = list_checkpoints(ckpt_dir)
+                print(f"\ninterrupted after iteration {done}; continue from the last checkpoint "
+                      f"({saved[-1].name if saved else 'none yet'}) with: "
+                      f"python -m reppo_fast.train --resume {run_dir} (launched as this run was)")
+            raise
         if pending is not None:  # the state already holds that iteration: keep its metrics too
             log(pending, time.perf_counter())
         checkpoint()
-        progress.close()
         logger.close()
         print(f"\ninterrupted after iteration {done}; checkpoint saved. Continue with: "
               f"python -m reppo_fast.train --resume {run_dir}")
@@ -220,6 +255,20 @@ def run(cfg: Config, resume: bool = False) -> Path:
     checkpoint()
     progress.close()
     logger.close()
-    print(f"done: {done * cfg.steps_per_iteration:,} env steps in {elapsed:.0f} s; "
-          f"final eval return {last_line}; run dir {run_dir}")
+    if main:
+        print(f"done: {done * cfg.steps_per_iteration:,} env steps in {elapsed:.0f} s; "
+              f"final eval return {last_line}; run dir {run_dir}")
     return run_dir
+
+
+class _Silent:
+    """The metrics logger of a process that is not the main one: it writes nothing."""
+
+    def log(self, *args) -> None:
+        pass
+
+    def log_eval(self, *args) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

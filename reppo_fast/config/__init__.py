@@ -33,10 +33,9 @@ from reppo_fast.config.fields import (
                                       flat_names,
 )
 from reppo_fast.config.presets import PRESETS, SUITE_PRESET, describe_presets, preset_config, resolve_preset
-from reppo_fast.config.validation import validate, validate_choice
+from reppo_fast.config.validation import validate, validate_choice, validate_world_size
 
 __all__ = ["BACKENDS", "FRAMEWORKS", "GROUPS", "OPS", "PRESETS", "RENAMED_FIELDS", "RENAMED_PRESETS",
            "SUITE_PRESET", "Algo", "Backend", "Config", "ConfigError", "Framework", "Op", "PpoConfig",
            "PresetName", "ReppoConfig", "RpoConfig", "TorchConfig", "describe_presets", "flat_names",
-           "preset_config",
-           "resolve_preset", "validate", "validate_choice"]
+           "preset_config", "resolve_preset", "validate", "validate_choice", "validate_world_size"]

@@ -209,9 +209,17 @@ class Config:
     true next observation, so a shorter one leaves the discounted objective unchanged but restarts
     episodes more often. Evaluation always plays the env's full episodes."""
 
+    # --- devices -------------------------------------------------------------------------------------
+    devices: int | None = None
+    """JAX path: data-parallel devices per host (None: every local device of JAX's default backend, i.e.
+    every GPU). The torch path takes one device per process: launch it with torchrun (README, Many GPUs)."""
+    multi_host: bool = False
+    """JAX path: join a run over several hosts through jax.distributed.initialize (SLURM and Open MPI are
+    detected; elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)."""
+
     # --- data ----------------------------------------------------------------------------------------
     num_envs: int = 1024
-    """Parallel environments."""
+    """Parallel environments, summed over every device (each of W devices steps num_envs / W)."""
     num_steps: int = 128
     """Rollout length T per iteration; one iteration collects num_envs * num_steps transitions."""
     num_epochs: int = 8

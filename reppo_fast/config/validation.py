@@ -84,6 +84,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"action_clip must lie in (0, 1], got {cfg.action_clip}")
     _validate_reppo(cfg.reppo)
     _validate_rpo(cfg)
+    _validate_devices(cfg)
     if cfg.preset != "auto" and (cfg.preset, cfg.algo) not in PRESETS:
         raise ConfigError(f"preset: there is no {cfg.preset!r} preset for --algo {cfg.algo}; presets "
                           f"(algorithms): {describe_presets()}")
@@ -95,6 +96,37 @@ def validate(cfg: Config) -> None:
         validate_choice(cfg.framework, "auto", cfg.kernel_overrides)
     except ValueError as err:
         raise ConfigError(f"kernel_overrides: {err}") from None
+
+
+def _validate_devices(cfg: Config) -> None:
+    if cfg.devices is not None and cfg.devices <= 0:
+        raise ConfigError(f"devices must be a positive integer (or unset: every local device), "
+                          f"got {cfg.devices}")
+    if cfg.framework == "torch" and cfg.devices is not None:
+        raise ConfigError(f"devices: the torch path runs one device per process; launch {cfg.devices} "
+                          f"with torchrun --nproc_per_node {cfg.devices} -m reppo_fast.train ... "
+                          "(without --devices)")
+    if cfg.framework == "torch" and cfg.multi_host:
+        raise ConfigError("multi_host is the JAX path's; a torch run spans hosts through torchrun's "
+                          "rendezvous flags (--nnodes, --rdzv-endpoint): README, Many GPUs")
+
+
+def validate_world_size(cfg: Config, world_size: int, how: str) -> None:
+    """The envs and minibatches split evenly over world_size data-parallel ranks; `how` names what set the
+    world size (the fix's other half)."""
+    if cfg.num_envs % world_size:
+        multiple = max(world_size, cfg.num_envs // world_size * world_size)
+        raise ConfigError(f"num_envs={cfg.num_envs} does not split over {world_size} devices ({how}); "
+                          f"pick a multiple of {world_size} (e.g. {multiple}) or another device count")
+    local = cfg.num_envs // world_size * cfg.num_steps
+    splits = [("num_minibatches", cfg.num_minibatches)]
+    if cfg.algo == "rpo":
+        splits.append(("rpo_minibatches", cfg.rpo.rpo_minibatches))
+    for name, minibatches in splits:
+        if local % minibatches:
+            raise ConfigError(f"{name}={minibatches} must divide each device's share of the rollout, "
+                              f"num_envs/{world_size}*num_steps={local} ({how} {world_size}); pick a "
+                              f"divisor of {local} (e.g. {_nearest_divisor(local, minibatches)})")
 
 
 def _validate_reppo(reppo: ReppoConfig) -> None:

@@ -11,6 +11,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from reppo_fast.algorithm import COUNT_METRICS
+from reppo_fast.on_jax.data_parallel import SINGLE
+
 # --- running observation normalisation (part of the train state and the checkpoint) ------------------
 
 NORM_EPS = 1e-2  # (x - mean) / sqrt(var + 1e-2), as the reference
@@ -39,6 +42,36 @@ def norm_update(state: NormState, obs) -> NormState:
     mean = state.mean + delta * n_b / n
     m2 = state.var * state.count + var_b * n_b + jnp.square(delta) * state.count * n_b / n
     return NormState(mean, m2 / n, n)
+
+
+def norm_merge(a: NormState, b: NormState) -> NormState:
+    """The statistics of a's and b's observations together (Chan et al.'s parallel update, as norm_update)."""
+    n = a.count + b.count
+    delta = b.mean - a.mean
+    mean = a.mean + delta * b.count / n
+    m2 = a.var * a.count + b.var * b.count + jnp.square(delta) * a.count * b.count / n
+    return NormState(mean, m2 / n, n)
+
+
+def norm_pool(state: NormState, dp) -> NormState:
+    """The statistics of every device's observations, from each device's `state` (equal counts, as every
+    device steps num_envs / W envs): mean = mean_d mean_d, var = mean_d var_d + mean_d (mean_d - mean)^2."""
+    if dp.axis is None:
+        return state
+    means, variances = dp.gather(state.mean), dp.gather(state.var)
+    mean = jnp.mean(means, axis=0)
+    var = jnp.mean(variances, axis=0) + jnp.mean(jnp.square(means - mean), axis=0)
+    return NormState(mean, var, dp.sum(state.count))
+
+
+def pooled_mean_std(x, dp):
+    """The mean and (population) std of x [B] over every device's x (equal sizes); one device: jnp's."""
+    if dp.axis is None:
+        return jnp.mean(x), jnp.std(x)
+    moments = dp.gather(jnp.stack([jnp.mean(x), jnp.var(x)]))  # [W, 2]
+    mean = jnp.mean(moments[:, 0])
+    var = jnp.mean(moments[:, 1]) + jnp.mean(jnp.square(moments[:, 0] - mean))
+    return mean, jnp.sqrt(var)
 
 
 def normalize(state: NormState, obs, enabled: bool = True):
@@ -79,9 +112,17 @@ def episode_stats(ep_return, reward, terminated, truncated, nonfinite):
     return jnp.where(ended, 0.0, ep_return), stats
 
 
-def train_metrics(stats: dict, reward, returns) -> dict:
-    """The rollout's episode statistics, mean reward and mean return, as logged by every algorithm."""
+def train_metrics(stats: dict, reward, returns, dp=SINGLE) -> dict:
+    """The rollout's episode statistics, mean reward and mean return, as logged by every algorithm, over
+    every device's envs."""
+    stats = dp.sum(stats)
     episodes = jnp.maximum(stats["episodes"], 1)
     return {"train/episode_return": stats["episode_return_sum"] / episodes,
             "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
-            "train/reward": jnp.mean(reward), "train/returns": jnp.mean(returns)}
+            "train/reward": dp.mean(jnp.mean(reward)), "train/returns": dp.mean(jnp.mean(returns))}
+
+
+def reduce_metrics(metrics: dict, dp) -> dict:
+    """Per-device metrics -> the group's: counts (COUNT_METRICS) summed, everything else (means over
+    equal-sized batches) averaged."""
+    return {k: dp.sum(v) if k in COUNT_METRICS else dp.mean(v) for k, v in metrics.items()}

@@ -4,6 +4,13 @@ An iteration has no host round-trip inside: rollout (a lax.scan over steps), tar
 minibatches of the algorithm's update step (nested lax.scans), then the metrics. The host loop
 (reppo_fast.runner) calls `iteration`, `evaluate` and the checkpoint codec. The torch twin is
 on_torch/trainer.py.
+
+On W > 1 devices (on_jax/data_parallel.py) the same iteration runs under `shard_map` over a 1-D mesh: the
+env state and the running episode returns are split over the devices along the env axis (each device
+steps num_envs / W envs, `self.env` being one device's), everything else is replicated. Each device draws
+its own rollout and minibatch noise (the replicated key folded with the device index), the update
+averages gradients, and the normaliser merges every device's observations once per iteration. The env
+state's reset key is one per device: `rollout.env.key` is [W, 2] in the sharded state.
 """
 
 from __future__ import annotations
@@ -14,10 +21,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from reppo_fast.algorithm import Algorithm, EvalResult, eval_result
 from reppo_fast.envs.contract_jax import bootstrap_terminations
-from reppo_fast.on_jax.common import episode_stats, norm_init, normalize, scan_minibatches, train_metrics
+from reppo_fast.on_jax.common import (
+    episode_stats,
+    norm_init,
+    norm_merge,
+    norm_pool,
+    norm_update,
+    normalize,
+    reduce_metrics,
+    scan_minibatches,
+    train_metrics,
+)
+from reppo_fast.on_jax.data_parallel import DATA_AXIS, SINGLE, DataParallel
 from reppo_fast.precision import matmul_precision
 from reppo_fast.profiling import instrument_kernels
 
@@ -45,6 +66,10 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
 
 
+SEED_SCHEME = ("one key from the seed, replicated; on W > 1 devices each draws its env resets, rollout and "
+               "minibatch noise from that key folded with its global device index (jax.random.fold_in)")
+
+
 def eval_key(seed: int, iteration: int):
     """The evaluation key: a function of (seed, iteration) only, so a resumed run evaluates alike."""
     return jax.random.fold_in(jax.random.PRNGKey(seed ^ 0x5EED), iteration)
@@ -53,14 +78,20 @@ def eval_key(seed: int, iteration: int):
 class Trainer:
     """Holds the static pieces (config, envs, kernels, algorithm) and the jitted functions over TrainState."""
 
-    def __init__(self, cfg, env, eval_env, kernels, algorithm: Algorithm):
+    def __init__(self, cfg, env, eval_env, kernels, algorithm: Algorithm, mesh: Mesh | None = None):
+        """env: one device's envs (num_envs / W of them); mesh: the devices to train on (None: the default
+        device alone)."""
         self.cfg, self.env, self.eval_env, self.algo = cfg, env, eval_env, algorithm
+        self.mesh = mesh if mesh is not None and mesh.size > 1 else None
+        self.dp = DataParallel(mesh.size) if self.mesh is not None else SINGLE
+        self.processes = jax.process_count()
         # Inside jit a named_scope names the op's XLA ops, which become its NVTX range on GPU.
         self.kernels = instrument_kernels(kernels, jax.named_scope if cfg.profile else None)
         self.tx = make_optimizer(cfg)
         self.actor_tx, self.critic_tx = (algorithm.make_optimizers(cfg) if algorithm.make_optimizers
                                          else (self.tx, self.tx))
-        self.iteration = jax.jit(self._at_networks_precision(self._iteration))
+        iteration = self._at_networks_precision(self._iteration)
+        self.iteration = jax.jit(iteration if self.mesh is None else self._sharded(iteration))
         self._evaluate = jax.jit(self._at_networks_precision(lambda actor, norm, key: evaluate(
             lambda obs: algorithm.policy_mean(actor, obs), norm, eval_env, key, cfg)))
 
@@ -75,6 +106,8 @@ class Trainer:
         env = self.env
         k_actor, k_critic, k_env, key = jax.random.split(jax.random.PRNGKey(seed), 4)
         actor, critic = self.algo.init_networks(self.cfg, env, self.kernels, (k_actor, k_critic))
+        if self.mesh is not None:
+            return self._init_sharded(actor, critic, k_env, key)
         carry = RolloutCarry(env.reset(k_env), norm_init(env.obs_size),
                              jnp.zeros((env.num_envs,), jnp.float32))
         state = TrainState(actor, critic, self.actor_tx.init(actor), self.critic_tx.init(critic), carry, key,
@@ -82,9 +115,48 @@ class Trainer:
         # Committed to the device like the iteration's outputs, so `iteration` compiles once, not twice.
         return jax.device_put(state, jax.devices()[0])
 
+    # --- data parallel over a mesh ---------------------------------------------------------------------
+
+    def _specs(self):
+        """TrainState's layout over the mesh: env state and episode returns split along envs."""
+        rep, split = P(), P(DATA_AXIS)
+        return TrainState(rep, rep, rep, rep, RolloutCarry(split, rep, split), rep, rep)
+
+    def _sharded(self, iteration):
+        """iteration mapped over the mesh; each device sees its own env key ([1, 2] slice -> [2])."""
+        def with_env_key(state: TrainState, key) -> TrainState:
+            return state._replace(rollout=state.rollout._replace(env=state.rollout.env._replace(key=key)))
+
+        def local(state: TrainState):
+            state, metrics = iteration(with_env_key(state, state.rollout.env.key[0]))
+            return with_env_key(state, state.rollout.env.key[None]), metrics
+
+        return jax.shard_map(local, mesh=self.mesh, in_specs=(self._specs(),),
+                             out_specs=(self._specs(), P()), check_vma=False)
+
+    def _init_sharded(self, actor, critic, k_env, key) -> TrainState:
+        """The replicated parts put on every device; each device resets its own envs with its own key."""
+        env, dp = self.env, self.dp
+
+        def reset(k):
+            state = env.reset(dp.fold_in(k))
+            return RolloutCarry(state._replace(key=state.key[None]), None,
+                                jnp.zeros((env.num_envs,), jnp.float32))
+
+        rollout = jax.jit(jax.shard_map(reset, mesh=self.mesh, in_specs=P(),
+                                        out_specs=RolloutCarry(P(DATA_AXIS), None, P(DATA_AXIS)),
+                                        check_vma=False))(k_env)
+        replicated = jax.device_put((actor, critic, self.actor_tx.init(actor), self.critic_tx.init(critic),
+                                     norm_init(env.obs_size), key, jnp.zeros((), jnp.int32)),
+                                    NamedSharding(self.mesh, P()))
+        actor, critic, actor_opt, critic_opt, norm, key, iteration = replicated
+        return TrainState(actor, critic, actor_opt, critic_opt, rollout._replace(norm=norm), key, iteration)
+
     def describe(self) -> dict:
         """Framework facts for the run metadata."""
-        return {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+        devices = self.mesh.devices.tolist() if self.mesh is not None else jax.devices()[:1]
+        return {"jax": jax.__version__, "devices": [str(d) for d in devices], "world_size": self.dp.world_size,
+                "processes": self.processes, "seeds": SEED_SCHEME,
                 "algorithm": self.algo.name,
                 "matmul_precision": {"networks": self.cfg.matmul_precision,
                                      "physics": self.env.physics_precision}}
@@ -93,19 +165,36 @@ class Trainer:
     def to_arrays(state: TrainState) -> dict[str, np.ndarray]:
         return state_to_arrays(state)
 
-    @staticmethod
-    def from_arrays(template: TrainState, arrays: dict[str, np.ndarray]) -> TrainState:
+    def from_arrays(self, template: TrainState, arrays: dict[str, np.ndarray]) -> TrainState:
+        """The checkpoint's state; written on another number of devices (its env keys are one per device),
+        the learning state is restored and the episodes start afresh (the envs' split has changed)."""
+        saved = arrays.get(".rollout.env.key")
+        if saved is not None and saved.shape != template.rollout.env.key.shape:
+            def episodes(name):
+                return name.startswith(".rollout.env.") or name == ".rollout.ep_return"
+
+            fresh = {k: v for k, v in state_to_arrays(template).items() if episodes(k)}
+            arrays = {**{k: v for k, v in arrays.items() if not episodes(k)}, **fresh}
+            if jax.process_index() == 0:
+                print(f"note: the checkpoint was written on {_devices_of(saved)} device(s), this run has "
+                      f"{self.dp.world_size}: networks, optimisers and normaliser resume, episodes start "
+                      "afresh")
         return state_from_arrays(template, arrays)
 
     def evaluate(self, state: TrainState, seed: int, iteration: int) -> EvalResult:
-        """Deterministic eval on fresh envs; the key depends only on (seed, iteration): resumable."""
-        return eval_result(self._evaluate(state.actor, state.rollout.norm, eval_key(seed, iteration)))
+        """Deterministic eval on fresh envs; the key depends only on (seed, iteration): resumable. On a mesh
+        it runs on one device of this process, with that device's copy of the (replicated) policy."""
+        actor, norm = state.actor, state.rollout.norm
+        if self.mesh is not None:
+            actor, norm = jax.tree.map(lambda x: x.addressable_data(0), (actor, norm))
+        return eval_result(self._evaluate(actor, norm, eval_key(seed, iteration)))
 
     # --- the jitted iteration -------------------------------------------------------------------------
 
     def _iteration(self, state: TrainState):
-        cfg, kernels, algo = self.cfg, self.kernels, self.algo
+        cfg, kernels, algo, dp = self.cfg, self.kernels, self.algo, self.dp
         key, k_roll, k_update = jax.random.split(state.key, 3)
+        k_roll, k_update = dp.fold_in(k_roll), dp.fold_in(k_update)
         window = {}
         with jax.named_scope("rollout"):
             if algo.window_objective is None:
@@ -117,19 +206,28 @@ class Trainer:
         with jax.named_scope("update"):
             batch = algo.flat_batch(state.actor, data, tgt, cfg)
             actor, critic, actor_opt, critic_opt, metrics = self._update(state, batch, k_update)
-        metrics.update({**train_metrics(stats, data.reward, tgt.returns), **window})
+        metrics = reduce_metrics({**metrics, **window}, dp)
+        metrics.update(train_metrics(stats, data.reward, tgt.returns, dp))
         return TrainState(actor, critic, actor_opt, critic_opt, carry, key, state.iteration + 1), metrics
 
     def _rollout(self, actor, critic, carry: RolloutCarry, key, perturbation=None):
         """cfg.num_steps steps of the algorithm's acting and bootstrap around env.step.
         perturbation [T, N, A] or None: added to the actions sent to the env (to differentiate by).
-        Returns (carry, transitions [T, N, ...], stats of the episodes that ended)."""
-        cfg, kernels, algo, env = self.cfg, self.kernels, self.algo, self.env
+        Returns (carry, transitions [T, N, ...], stats of the episodes that ended).
+
+        On W > 1 devices each updates the normaliser with its own observations while acting, and `seen`
+        gathers the statistics of those alone; at the end the start statistics are merged with every
+        device's `seen` (norm_pool), so all devices leave with the statistics of all the observations."""
+        cfg, kernels, algo, env, dp = self.cfg, self.kernels, self.algo, self.env, self.dp
         env_step = env.step
         if perturbation is not None and cfg.rpo.rpo_remat:
             env_step = jax.checkpoint(env.step)  # the backward pass recomputes the physics of a step
+        pooled = cfg.obs_norm and dp.axis is not None
 
-        def step(c: RolloutCarry, inputs):
+        def step(carry, inputs):
+            c, seen = carry
+            if pooled:
+                seen = norm_update(seen, jax.lax.stop_gradient(c.env.obs))
             k, du = inputs
             noise = algo.step_noise(k, env.num_envs, env.action_size)
             norm, obs, action, acted = algo.act(actor, critic, c.norm, c.env.obs, noise, kernels, cfg)
@@ -139,10 +237,14 @@ class Trainer:
             transition = algo.bootstrap(actor, critic, norm, obs, action, acted, out, noise, kernels, cfg)
             ep_return, stats = episode_stats(c.ep_return, out.reward, out.terminated, out.truncated,
                                              out.nonfinite)
-            return RolloutCarry(env_state, norm, ep_return), (transition, stats)
+            return (RolloutCarry(env_state, norm, ep_return), seen), (transition, stats)
 
-        carry, (data, stats) = jax.lax.scan(step, carry, (jax.random.split(key, cfg.num_steps), perturbation))
-        return carry, data, jax.tree.map(jnp.sum, stats)
+        seen = norm_init(env.obs_size) if pooled else None
+        (end, seen), (data, stats) = jax.lax.scan(step, (carry, seen),
+                                                  (jax.random.split(key, cfg.num_steps), perturbation))
+        if pooled:
+            end = end._replace(norm=norm_merge(carry.norm, norm_pool(seen, dp)))
+        return end, data, jax.tree.map(jnp.sum, stats)
 
     def _differentiated_rollout(self, state: TrainState, key):
         """The rollout with dJ/da of the algorithm's window objective J through the physics: the gradient
@@ -163,13 +265,14 @@ class Trainer:
         cfg, kernels, algo, tx = self.cfg, self.kernels, self.algo, self.tx
         carry = (state.actor, state.critic, state.actor_opt, state.critic_opt)
         if algo.update is not None:
-            carry, metrics = algo.update(carry, batch, key, (self.actor_tx, self.critic_tx), kernels, cfg)
+            carry, metrics = algo.update(carry, batch, key, (self.actor_tx, self.critic_tx), kernels, cfg,
+                                         self.dp)
             return (*carry, metrics)
         size = jax.tree.leaves(batch)[0].shape[0] // cfg.num_minibatches
 
         def minibatch(carry, mb, k):
             noise = algo.update_noise(k, size, self.env.action_size, cfg)
-            return algo.update_step(carry, mb, noise, tx, kernels, cfg)
+            return algo.update_step(carry, mb, noise, tx, kernels, cfg, self.dp)
 
         carry, metrics = scan_minibatches(minibatch, carry, batch, key, cfg.num_epochs, cfg.num_minibatches)
         return (*carry, metrics)
@@ -191,10 +294,25 @@ def evaluate(policy_mean, norm, env, key, cfg):
     return ret
 
 
+def _devices_of(env_key: np.ndarray) -> int:
+    """The number of devices a checkpoint's env key ([2], or [W, 2] on a mesh) was written on."""
+    return 1 if env_key.ndim == 1 else env_key.shape[0]
+
+
+def _to_host(leaf) -> np.ndarray:
+    """A (possibly sharded, possibly multi-host) array as one numpy array. Collective across processes
+    when the array spans hosts: every process must call it."""
+    if leaf.is_fully_addressable:
+        return np.asarray(leaf)
+    if leaf.sharding.is_fully_replicated:
+        return np.asarray(leaf.addressable_data(0))
+    return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+
+
 def state_to_arrays(state: TrainState) -> dict[str, np.ndarray]:
     """Flatten the train state to {path: array} for checkpoints (leaf paths are stable names)."""
     leaves = jax.tree_util.tree_flatten_with_path(state)[0]
-    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
+    return {jax.tree_util.keystr(path): _to_host(leaf) for path, leaf in leaves}
 
 
 def state_from_arrays(template: TrainState, arrays: dict[str, np.ndarray]) -> TrainState:
@@ -209,5 +327,9 @@ def state_from_arrays(template: TrainState, arrays: dict[str, np.ndarray]) -> Tr
         if arr.shape != ref.shape or arr.dtype != ref.dtype:
             raise ValueError(f"checkpoint entry {name} is {arr.dtype}{list(arr.shape)}, expected "
                              f"{ref.dtype}{list(ref.shape)}: the config differs from the checkpoint's")
-        leaves.append(jnp.asarray(arr))
+        if isinstance(ref.sharding, NamedSharding):  # on a mesh: each device (of each host) takes its part
+            leaves.append(jax.make_array_from_callback(arr.shape, ref.sharding,
+                                                       lambda index, a=arr: a[index]))
+        else:
+            leaves.append(jnp.asarray(arr))
     return jax.tree_util.tree_unflatten(treedef, leaves)

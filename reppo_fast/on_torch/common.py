@@ -10,6 +10,9 @@ from typing import NamedTuple, TypeVar
 
 import torch
 
+from reppo_fast.algorithm import COUNT_METRICS
+from reppo_fast.on_torch.data_parallel import SINGLE
+
 B = TypeVar("B", bound=NamedTuple)
 
 # --- running observation normalisation (part of the train state and the checkpoint) ------------------
@@ -38,6 +41,36 @@ def norm_update(state: NormState, obs: torch.Tensor) -> NormState:
     mean = state.mean + delta * n_b / n
     m2 = state.var * state.count + var_b * n_b + delta.square() * state.count * n_b / n
     return NormState(mean, m2 / n, n)
+
+
+def norm_merge(a: NormState, b: NormState) -> NormState:
+    """The statistics of a's and b's observations together (see on_jax.common.norm_merge)."""
+    n = a.count + b.count
+    delta = b.mean - a.mean
+    mean = a.mean + delta * b.count / n
+    m2 = a.var * a.count + b.var * b.count + delta.square() * a.count * b.count / n
+    return NormState(mean, m2 / n, n)
+
+
+def norm_pool(state: NormState, dp) -> NormState:
+    """The statistics of every rank's observations from each rank's `state` (equal counts; see
+    on_jax.common.norm_pool): one gather of [mean, var] per rank."""
+    if dp.world_size == 1:
+        return state
+    moments = dp.gather(torch.stack([state.mean, state.var]))  # [W, 2, O]
+    means, variances = moments[:, 0], moments[:, 1]
+    mean = means.mean(dim=0)
+    var = variances.mean(dim=0) + (means - mean).square().mean(dim=0)
+    return NormState(mean, var, state.count * dp.world_size)
+
+
+def pooled_mean_std(x: torch.Tensor, dp) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and population std of x [B] over every rank's x (equal sizes); one rank: x's own."""
+    if dp.world_size == 1:
+        return x.mean(), x.std(unbiased=False)
+    moments = dp.gather(torch.stack([x.mean(), x.var(unbiased=False)]))  # [W, 2]
+    mean = moments[:, 0].mean()
+    return mean, torch.sqrt(moments[:, 1].mean() + (moments[:, 0] - mean).square().mean())
 
 
 def normalize(state: NormState, obs: torch.Tensor, enabled: bool = True) -> torch.Tensor:
@@ -78,12 +111,28 @@ def episode_stats(stats: dict, ep_return, reward, terminated, truncated, nonfini
     return torch.where(ended, 0.0, ep_return)
 
 
-def train_metrics(stats: dict, reward, returns) -> dict:
-    """The rollout's episode statistics, mean reward and mean return, as logged by every algorithm."""
+def train_metrics(stats: dict, reward, returns, dp=SINGLE) -> dict:
+    """The rollout's episode statistics, mean reward and mean return, as logged by every algorithm, over
+    every rank's envs."""
+    if dp.world_size > 1:
+        names = sorted(stats)
+        total = dp.sum(torch.stack([stats[k].float() for k in names]))
+        stats = {k: total[i] for i, k in enumerate(names)}
     episodes = stats["episodes"].clamp(min=1)
+    means = dp.mean(torch.stack([reward.mean(), returns.mean()]))
     return {"train/episode_return": stats["episode_return_sum"] / episodes,
             "train/episodes": stats["episodes"], "train/nonfinite": stats["nonfinite"],
-            "train/reward": reward.mean(), "train/returns": returns.mean()}
+            "train/reward": means[0], "train/returns": means[1]}
+
+
+def reduce_metrics(metrics: dict, dp) -> dict:
+    """Per-rank metrics (device tensors) -> the group's in one all-reduce: counts (COUNT_METRICS) summed,
+    everything else (means over equal-sized batches) averaged."""
+    if dp.world_size == 1:
+        return metrics
+    names = sorted(metrics)
+    total = dp.sum(torch.stack([metrics[k].float().reshape(()) for k in names]))
+    return {k: total[i] if k in COUNT_METRICS else total[i] / dp.world_size for i, k in enumerate(names)}
 
 
 # --- optimiser steps ------------------------------------------------------------------------------------
@@ -97,9 +146,10 @@ def clip_grads_(grads: list[torch.Tensor], max_norm: float | None) -> torch.Tens
     return norm
 
 
-def step_optimizer(loss, params, opt, max_norm) -> torch.Tensor:
-    """Gradients of loss, clipped (clip_grads_), then one optimiser step. Returns the gradient norm."""
-    grads = list(torch.autograd.grad(loss, params))
+def step_optimizer(loss, params, opt, max_norm, dp=SINGLE) -> torch.Tensor:
+    """Gradients of loss, averaged over the data-parallel ranks, clipped (clip_grads_), then one optimiser
+    step. Returns the gradient norm."""
+    grads = dp.mean_grads(list(torch.autograd.grad(loss, params)))
     norm = clip_grads_(grads, max_norm)
     for p, g in zip(params, grads):
         p.grad = g

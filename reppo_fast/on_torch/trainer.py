@@ -8,6 +8,11 @@ its rollout differentiated through the JAX physics (envs/jax_autograd.py) for dJ
 pure tensor code with no .item() and no host sync, so torch.compile (and, on CUDA, graph capture) can take
 them whole; what they return is the caller's (on_torch/compiling.py). Metrics stay on the device until the
 runner reads them once per iteration.
+
+Under torchrun (on_torch/data_parallel.py) each rank runs this trainer on its own device with
+num_envs / W envs (`self.env`); the networks start from rank 0's, every optimiser step averages the
+gradients, the normaliser merges every rank's observations once per iteration and the metrics are the
+group's. The checkpoint codec gathers every rank's rollout state on rank 0.
 """
 
 from __future__ import annotations
@@ -26,10 +31,15 @@ from reppo_fast.on_torch.common import (
     mean_metrics,
     minibatches,
     norm_init,
+    norm_merge,
+    norm_pool,
+    norm_update,
     normalize,
+    reduce_metrics,
     train_metrics,
 )
 from reppo_fast.on_torch.compiling import compile_mode, compiled
+from reppo_fast.on_torch.data_parallel import SEED_SCHEME, SINGLE, DataParallel, rank_seed
 from reppo_fast.precision import set_matmul_precision
 from reppo_fast.profiling import NO_RANGES, Ranges, instrument_kernels
 
@@ -69,8 +79,10 @@ class Trainer:
     returns it."""
 
     def __init__(self, cfg, env, eval_env, kernels, algorithm: Algorithm, device: torch.device,
-                 ranges: Ranges = NO_RANGES):
+                 ranges: Ranges = NO_RANGES, dp: DataParallel = SINGLE):
+        """env: this rank's envs (num_envs / W); eval_env: rank 0's evaluation envs (None on the others)."""
         self.cfg, self.env, self.eval_env, self.algo, self.device = cfg, env, eval_env, algorithm, device
+        self.dp, self.processes = dp, dp.world_size
         set_matmul_precision(cfg.matmul_precision)
         compile_on, mode = compile_mode(cfg, device)
         # An NVTX call inside a compiled region breaks the graph (the profile would time another program),
@@ -97,7 +109,8 @@ class Trainer:
         self.compiled, self.mode = compile_on, mode
 
     def describe(self) -> dict:
-        return {"torch": torch.__version__, "device": str(self.device), "compiled": self.compiled,
+        return {"torch": torch.__version__, "device": str(self.device), "world_size": self.dp.world_size,
+                "seeds": SEED_SCHEME, "compiled": self.compiled,
                 "compile_mode": self.mode, "bf16": self.cfg.torch.bf16, "algorithm": self.algo.name,
                 "matmul_precision": {"networks": self.cfg.matmul_precision,
                                      "torch_float32_matmul": torch.get_float32_matmul_precision()}}
@@ -109,6 +122,9 @@ class Trainer:
         # kernel, which on CUDA is a Triton kernel that cannot read a CPU tensor) is on the trainer's device.
         with torch.device(device):
             actor, critic = self.algo.init_networks(self.cfg, env, self.kernels)
+        # Every rank starts from rank 0's networks (the same seed made them; the broadcast makes it sure).
+        self.dp.broadcast_([*actor.state_dict().values(), *critic.state_dict().values()])
+        seed = rank_seed(seed, self.dp.rank)
         if self.algo.make_optimizers is not None:
             actor_opt, critic_opt = self.algo.make_optimizers(self.cfg, actor, critic, device)
         else:
@@ -124,13 +140,34 @@ class Trainer:
         return eval_result(evaluate(lambda obs: self.algo.policy_mean(state.actor, obs), state.rollout.norm,
                                     self.eval_env, eval_seed(seed, iteration), self.cfg).cpu().numpy())
 
-    @staticmethod
-    def to_arrays(state: TrainState) -> dict[str, np.ndarray]:
-        return state_to_arrays(state)
+    def to_arrays(self, state: TrainState) -> dict[str, np.ndarray]:
+        """The checkpoint's arrays. On W > 1 ranks (every rank must call it: a gather) each rank's rollout
+        state (envs, episode returns, generator) is stored under `rank<r>.`, on rank 0; the others get {}."""
+        arrays = state_to_arrays(state)
+        if self.dp.world_size == 1:
+            return arrays
+        every = self.dp.gather_objects({k: v for k, v in arrays.items() if _per_rank(k)})
+        if every is None:
+            return {}
+        return {**{k: v for k, v in arrays.items() if not _per_rank(k)},
+                **{f"rank{r}.{k}": v for r, own in enumerate(every) for k, v in own.items()}}
 
-    @staticmethod
-    def from_arrays(template: TrainState, arrays: dict[str, np.ndarray]) -> TrainState:
-        return state_from_arrays(template, arrays)
+    def from_arrays(self, template: TrainState, arrays: dict[str, np.ndarray]) -> TrainState:
+        """Inverse of to_arrays: each rank takes its own rollout state. A checkpoint of another number of
+        ranks restores the learning state, and the episodes start afresh (the envs' split has changed)."""
+        saved = _saved_world_size(arrays)
+        shared = {k: v for k, v in arrays.items() if not _per_rank(k) and not k.startswith("rank")}
+        if saved == self.dp.world_size:
+            prefix = f"rank{self.dp.rank}." if saved > 1 else ""
+            own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix) and _per_rank(
+                k[len(prefix):])}
+        else:
+            own = {k: v for k, v in state_to_arrays(template).items() if _per_rank(k)}
+            if self.dp.is_main:
+                print(f"note: the checkpoint was written by {saved} rank(s), this run has "
+                      f"{self.dp.world_size}: networks, optimisers and normaliser resume, episodes start "
+                      "afresh")
+        return state_from_arrays(template, {**shared, **own})
 
     def iteration(self, state: TrainState):
         cfg, kernels, algo, ranges = self.cfg, self.kernels, self.algo, self.ranges
@@ -145,25 +182,41 @@ class Trainer:
         with ranges("update"):
             batch = algo.flat_batch(state.actor, data, tgt, cfg)
             metrics = self._update(state, batch)
-        metrics.update({**train_metrics(stats, data.reward, tgt.returns), **carry.env.episode_metrics(),
-                        **window})
+        metrics = reduce_metrics({**metrics, **window}, self.dp)
+        metrics.update({**train_metrics(stats, data.reward, tgt.returns, self.dp),
+                        **self._episode_metrics(carry.env)})
         state.rollout, state.iteration = carry, state.iteration + 1
         return state, metrics
+
+    def _episode_metrics(self, env) -> dict:
+        """The env's own episode metrics (ManiSkill's success rate), over every rank that has some."""
+        own = env.episode_metrics()
+        if self.dp.world_size == 1:
+            return own
+        every = [m for m in self.dp.all_objects(own) if m]
+        return {k: sum(m[k] for m in every) / len(every) for k in every[0]} if every else {}
 
     def _rollout(self, actor, critic, carry: RolloutCarry, generator, env=None, perturbation=None):
         """cfg.num_steps steps of the algorithm's acting and bootstrap around env.step, under no_grad unless
         differentiated. env: what to step, carry.env if None (when differentiated: a DifferentiableJaxEnv
         of it); perturbation [T, N, A] or None: added to the actions sent to the env (to differentiate by).
-        Returns (carry, transitions [T, N, ...], stats of the episodes that ended)."""
+        Returns (carry, transitions [T, N, ...], stats of the episodes that ended).
+
+        On W > 1 ranks each updates the normaliser with its own observations while acting, and `seen`
+        gathers the statistics of those alone; at the end the start statistics are merged with every
+        rank's `seen` (norm_pool), so all ranks leave with the statistics of all the observations."""
         cfg, kernels, algo = self.cfg, self.kernels, self.algo
         norm, ep_return = carry.norm, carry.ep_return
         env = carry.env if env is None else env
+        seen = norm_init(env.obs_size, env.device) if cfg.obs_norm and self.dp.world_size > 1 else None
         stats = {name: torch.zeros((), device=env.device)
                  for name in ("episode_return_sum", "episodes", "nonfinite")}
         steps = []
         with torch.set_grad_enabled(perturbation is not None):
             for t in range(cfg.num_steps):
                 noise = algo.step_noise(generator, env.num_envs, env.action_size)
+                if seen is not None:
+                    seen = norm_update(seen, env.obs.detach())
                 norm, obs, action, acted = self.act(actor, critic, norm, env.obs, noise, kernels, cfg)
                 out = env.step(action if perturbation is None else action + perturbation[t])
                 if cfg.bootstrap_terminations:
@@ -173,6 +226,8 @@ class Trainer:
                 ep_return = episode_stats(stats, ep_return, out.reward.detach(), out.terminated,
                                           out.truncated, out.nonfinite)
             data = type(steps[0])(*(torch.stack(field) for field in zip(*steps)))
+        if seen is not None:
+            norm = norm_merge(carry.norm, norm_pool(seen, self.dp))
         return RolloutCarry(carry.env, norm, ep_return), data, stats
 
     def _differentiated_rollout(self, state: TrainState):
@@ -196,7 +251,7 @@ class Trainer:
     def _update(self, state: TrainState, batch) -> dict:
         cfg = self.cfg
         if self.algo.update is not None:
-            return self.algo.update(state, batch, self.kernels, cfg, self.inner_ranges)
+            return self.algo.update(state, batch, self.kernels, cfg, self.inner_ranges, self.dp)
         size = batch[0].shape[0] // cfg.num_minibatches
         history = []
         for mb in minibatches(batch, cfg.num_epochs, cfg.num_minibatches, state.generator):
@@ -205,7 +260,7 @@ class Trainer:
         return mean_metrics(history)
 
     def _update_step(self, state: TrainState, mb, noise) -> dict:
-        return self.algo.update_step(state, mb, noise, self.kernels, self.cfg, self.inner_ranges)
+        return self.algo.update_step(state, mb, noise, self.kernels, self.cfg, self.inner_ranges, self.dp)
 
 
 @torch.no_grad()
@@ -251,6 +306,17 @@ def state_to_arrays(state: TrainState) -> dict[str, np.ndarray]:
         pass  # e.g. ManiSkill: a resumed run starts fresh episodes (state_from_arrays says so)
     out["iteration"] = np.asarray(state.iteration, np.int64)
     return out
+
+
+def _per_rank(name: str) -> bool:
+    """A checkpoint entry each rank has its own of: its envs, their episode returns, its generator."""
+    return name in ("ep_return", "generator") or name.startswith("env.")
+
+
+def _saved_world_size(arrays: dict) -> int:
+    """How many ranks wrote a checkpoint: its `rank<r>.` prefixes, or 1 when it has none."""
+    ranks = {k.split(".", 1)[0] for k in arrays if k.startswith("rank") and k.split(".", 1)[0][4:].isdigit()}
+    return max(len(ranks), 1)
 
 
 def _take(arrays: dict, name: str, like: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ import optax
 
 from reppo_fast.algorithm import Algorithm
 from reppo_fast.on_jax.common import norm_update, normalize
+from reppo_fast.on_jax.data_parallel import SINGLE
 from reppo_fast.on_jax.ppo import networks as nets
 from reppo_fast.on_jax.ppo.losses import PpoBatch, gaussian_log_prob, ppo_loss
 
@@ -99,12 +100,13 @@ def update_noise(key, batch_size: int, action_size: int, cfg):
     return jax.random.normal(key, (batch_size, action_size))
 
 
-def update_step(carry, mb: PpoBatch, noise, tx, kernels, cfg):
+def update_step(carry, mb: PpoBatch, noise, tx, kernels, cfg, dp=SINGLE):
     """One joint step: the loss's two parts have disjoint parameters, so two Adams equal one over both
-    (unclipped)."""
+    (unclipped). The gradients are averaged over the data-parallel devices first."""
     actor, critic, actor_opt, critic_opt = carry
     (loss, metrics), (a_grad, c_grad) = jax.value_and_grad(ppo_loss, argnums=(0, 1), has_aux=True)(
-        actor, critic, mb, noise, kernels, cfg)
+        actor, critic, mb, noise, kernels, cfg, dp)
+    a_grad, c_grad = dp.mean((a_grad, c_grad))
     a_upd, actor_opt = tx.update(a_grad, actor_opt, actor)
     c_upd, critic_opt = tx.update(c_grad, critic_opt, critic)
     metrics = {"loss": loss, "actor/grad_norm": optax.tree.norm(a_grad),

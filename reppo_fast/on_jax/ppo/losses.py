@@ -10,6 +10,8 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from reppo_fast.on_jax.common import pooled_mean_std
+from reppo_fast.on_jax.data_parallel import SINGLE
 from reppo_fast.on_jax.ppo import networks as nets
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -32,14 +34,17 @@ def gaussian_log_prob(mean, log_std, raw_action):
     return jnp.sum(-0.5 * jnp.square(z) - log_std - HALF_LOG_2PI, axis=-1)
 
 
-def ppo_loss(actor, critic, batch: PpoBatch, noise, kernels, cfg):
+def ppo_loss(actor, critic, batch: PpoBatch, noise, kernels, cfg, dp=SINGLE):
     """Clipped surrogate + value_coef * mean (V - G)^2 - entropy_coef * H. noise [B, A] draws the one
-    reparameterised sample whose -log pi estimates the tanh-Gaussian entropy H (the tanh_normal op)."""
+    reparameterised sample whose -log pi estimates the tanh-Gaussian entropy H (the tanh_normal op).
+    Advantages are normalised with the mean and std of the whole minibatch, over every data-parallel
+    device's part of it (Brax's pmap normalises each device's part alone)."""
     mean, log_std = nets.actor_apply(actor, batch.obs)
     ratio = jnp.exp(gaussian_log_prob(mean, log_std, batch.raw_action) - batch.log_prob)
     adv = batch.advantage
     if cfg.ppo.normalize_advantage:
-        adv = (adv - jnp.mean(adv)) / (jnp.std(adv) + ADV_EPS)
+        mean_adv, std_adv = pooled_mean_std(adv, dp)
+        adv = (adv - mean_adv) / (std_adv + ADV_EPS)
     clipped = jnp.clip(ratio, 1.0 - cfg.ppo.clip_eps, 1.0 + cfg.ppo.clip_eps)
     policy_loss = -jnp.mean(jnp.minimum(ratio * adv, clipped * adv))
     value_loss = jnp.mean(jnp.square(nets.critic_apply(critic, batch.obs) - batch.returns))

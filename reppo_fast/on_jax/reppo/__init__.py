@@ -16,6 +16,7 @@ import optax
 
 from reppo_fast.algorithm import Algorithm
 from reppo_fast.on_jax.common import norm_update, normalize
+from reppo_fast.on_jax.data_parallel import SINGLE
 from reppo_fast.on_jax.reppo import networks as nets
 from reppo_fast.on_jax.reppo.losses import Batch, actor_loss, critic_loss, q_value
 
@@ -103,16 +104,20 @@ def update_noise(key, batch_size: int, action_size: int, cfg):
     return noise, old_noise
 
 
-def update_step(carry, mb: Batch, noise, tx, kernels, cfg):
-    """One critic step, then one actor step (with the multipliers) against the updated critic."""
+def update_step(carry, mb: Batch, noise, tx, kernels, cfg, dp=SINGLE):
+    """One critic step, then one actor step (with the multipliers) against the updated critic; each gradient
+    averaged over the data-parallel devices first (the multipliers' too: their losses are linear in the
+    batch means of the entropy and the KL, so the averaged gradient is the whole batch's)."""
     actor, critic, actor_opt, critic_opt = carry
     with jax.named_scope("update/critic"):
         (c_loss, c_metrics), c_grad = jax.value_and_grad(critic_loss, has_aux=True)(critic, mb, kernels, cfg)
+        c_grad = dp.mean(c_grad)
         c_upd, critic_opt = tx.update(c_grad, critic_opt, critic)
         critic = optax.apply_updates(critic, c_upd)
     with jax.named_scope("update/actor"):
         (a_loss, a_metrics), a_grad = jax.value_and_grad(actor_loss, has_aux=True)(
             actor, critic, mb, noise[0], noise[1], kernels, cfg)
+        a_grad = dp.mean(a_grad)
         a_upd, actor_opt = tx.update(a_grad, actor_opt, actor)
         actor = optax.apply_updates(actor, a_upd)
     metrics = {"critic/loss": c_loss, "actor/loss": a_loss, "critic/grad_norm": optax.tree.norm(c_grad),

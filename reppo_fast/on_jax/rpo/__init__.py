@@ -21,6 +21,7 @@ import optax
 
 from reppo_fast.algorithm import Algorithm
 from reppo_fast.on_jax.common import norm_update, normalize, scan_minibatches
+from reppo_fast.on_jax.data_parallel import SINGLE
 from reppo_fast.on_jax.rpo import losses
 from reppo_fast.on_jax.rpo import networks as nets
 from reppo_fast.on_jax.rpo.losses import RpoBatch
@@ -126,9 +127,9 @@ def flat_batch(actor, data: RpoTransition, tgt: Targets, cfg) -> RpoBatch:
     return jax.tree.map(lambda x: jax.lax.stop_gradient(x.reshape((-1,) + x.shape[2:])), batch)
 
 
-def update(carry, batch: RpoBatch, key, txs, kernels, cfg):
-    """rpo_epochs x rpo_minibatches actor steps, num_epochs x num_minibatches critic steps, then
-    target <- alpha target + (1 - alpha) online."""
+def update(carry, batch: RpoBatch, key, txs, kernels, cfg, dp=SINGLE):
+    """rpo_epochs x rpo_minibatches actor steps, num_epochs x num_minibatches critic steps (each gradient
+    averaged over the data-parallel devices), then target <- alpha target + (1 - alpha) online."""
     del kernels
     actor, critic, actor_opt, critic_opt = carry
     actor_tx, critic_tx = txs
@@ -138,6 +139,7 @@ def update(carry, batch: RpoBatch, key, txs, kernels, cfg):
         del k
         params, opt = c
         (loss, metrics), grad = jax.value_and_grad(losses.actor_loss, has_aux=True)(params, mb, cfg.rpo)
+        grad = dp.mean(grad)
         upd, opt = actor_tx.update(grad, opt, params)
         return (optax.apply_updates(params, upd), opt), {"actor/loss": loss,
                                                          "actor/grad_norm": optax.tree.norm(grad), **metrics}
@@ -147,6 +149,7 @@ def update(carry, batch: RpoBatch, key, txs, kernels, cfg):
         params, opt = c
         (_, metrics), grad = jax.value_and_grad(
             lambda online: losses.critic_loss(online, mb), has_aux=True)(params["online"])
+        grad = dp.mean(grad)
         grad = {"online": grad, "target": jax.tree.map(jnp.zeros_like, params["target"])}
         upd, opt = critic_tx.update(grad, opt, params)
         return (optax.apply_updates(params, upd), opt), {"critic/grad_norm": optax.tree.norm(grad), **metrics}

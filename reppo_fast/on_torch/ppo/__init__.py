@@ -12,6 +12,7 @@ import torch
 
 from reppo_fast.algorithm import Algorithm
 from reppo_fast.on_torch.common import clip_grads_, norm_update, normalize
+from reppo_fast.on_torch.data_parallel import SINGLE
 from reppo_fast.on_torch.ppo import networks as nets
 from reppo_fast.on_torch.ppo.losses import PpoBatch, gaussian_log_prob, ppo_loss
 
@@ -91,13 +92,14 @@ def update_noise(generator: torch.Generator, batch_size: int, action_size: int, 
     return torch.randn(batch_size, action_size, device=generator.device, generator=generator)
 
 
-def update_step(state, mb: PpoBatch, noise, kernels, cfg, ranges) -> dict:
-    """One joint PPO step; each network's gradient clipped on its own, as the JAX path's two optax chains."""
+def update_step(state, mb: PpoBatch, noise, kernels, cfg, ranges, dp=SINGLE) -> dict:
+    """One joint PPO step; the gradients averaged over the data-parallel ranks (one bucket), then each
+    network's clipped on its own, as the JAX path's two optax chains."""
     del ranges
     with torch.autocast(mb.obs.device.type, dtype=torch.bfloat16, enabled=cfg.torch.bf16):
-        loss, metrics = ppo_loss(state.actor, state.critic, mb, noise, kernels, cfg)
+        loss, metrics = ppo_loss(state.actor, state.critic, mb, noise, kernels, cfg, dp)
     a_params, c_params = list(state.actor.parameters()), list(state.critic.parameters())
-    grads = list(torch.autograd.grad(loss, a_params + c_params))
+    grads = dp.mean_grads(list(torch.autograd.grad(loss, a_params + c_params)))
     a_norm = clip_grads_(grads[:len(a_params)], cfg.max_grad_norm)
     c_norm = clip_grads_(grads[len(a_params):], cfg.max_grad_norm)
     for p, g in zip(a_params + c_params, grads):

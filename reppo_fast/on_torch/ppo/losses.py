@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import torch
 
+from reppo_fast.on_torch.common import pooled_mean_std
+from reppo_fast.on_torch.data_parallel import SINGLE
 from reppo_fast.on_torch.ppo import networks as nets
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -28,15 +30,16 @@ def gaussian_log_prob(mean, log_std, raw_action):
     return (-0.5 * z.square() - log_std - HALF_LOG_2PI).sum(dim=-1)
 
 
-def ppo_loss(actor, critic, batch: PpoBatch, noise, kernels, cfg):
+def ppo_loss(actor, critic, batch: PpoBatch, noise, kernels, cfg, dp=SINGLE):
     """Clipped surrogate + value_coef * mean (V - G)^2 - entropy_coef * H (H: -log pi of one
-    reparameterised sample per state, through the tanh_normal op)."""
+    reparameterised sample per state, through the tanh_normal op). Advantages are normalised over the
+    whole minibatch, every data-parallel rank's part of it (see on_jax.ppo.losses.ppo_loss)."""
     mean, log_std = nets.actor_apply(actor, batch.obs)
     ratio = torch.exp(gaussian_log_prob(mean, log_std, batch.raw_action) - batch.log_prob)
     adv = batch.advantage
     if cfg.ppo.normalize_advantage:
-        # Population std, as jnp.std.
-        adv = (adv - adv.mean()) / (adv.std(unbiased=False) + ADV_EPS)
+        mean_adv, std_adv = pooled_mean_std(adv, dp)  # population std, as jnp.std
+        adv = (adv - mean_adv) / (std_adv + ADV_EPS)
     clipped = ratio.clamp(1.0 - cfg.ppo.clip_eps, 1.0 + cfg.ppo.clip_eps)
     policy_loss = -torch.minimum(ratio * adv, clipped * adv).mean()
     value_loss = (nets.critic_apply(critic, batch.obs) - batch.returns).square().mean()

@@ -11,6 +11,7 @@ import torch
 
 from reppo_fast.algorithm import Algorithm
 from reppo_fast.on_torch.common import norm_update, normalize, step_optimizer
+from reppo_fast.on_torch.data_parallel import SINGLE
 from reppo_fast.on_torch.reppo import networks as nets
 from reppo_fast.on_torch.reppo.losses import Batch, actor_loss, critic_loss, q_value
 
@@ -99,17 +100,20 @@ def update_noise(generator: torch.Generator, batch_size: int, action_size: int, 
     return noise[0], (noise[1:] if cfg.reppo.kl_estimator == "sampled" else None)
 
 
-def update_step(state, mb: Batch, noise, kernels, cfg, ranges) -> dict:
-    """One critic step, then one actor step (with the multipliers) against the updated critic."""
+def update_step(state, mb: Batch, noise, kernels, cfg, ranges, dp=SINGLE) -> dict:
+    """One critic step, then one actor step (with the multipliers) against the updated critic; each gradient
+    averaged over the data-parallel ranks first (see on_jax.reppo.update_step)."""
     autocast = torch.autocast(mb.obs.device.type, dtype=torch.bfloat16, enabled=cfg.torch.bf16)
     with ranges("update/critic"):
         with autocast:
             c_loss, c_metrics = critic_loss(state.critic, mb, kernels, cfg)
-        c_norm = step_optimizer(c_loss, list(state.critic.parameters()), state.critic_opt, cfg.max_grad_norm)
+        c_norm = step_optimizer(c_loss, list(state.critic.parameters()), state.critic_opt, cfg.max_grad_norm,
+                                dp)
     with ranges("update/actor"):
         with autocast:
             a_loss, a_metrics = actor_loss(state.actor, state.critic, mb, noise[0], noise[1], kernels, cfg)
-        a_norm = step_optimizer(a_loss, list(state.actor.parameters()), state.actor_opt, cfg.max_grad_norm)
+        a_norm = step_optimizer(a_loss, list(state.actor.parameters()), state.actor_opt, cfg.max_grad_norm,
+                                dp)
     return {"critic/loss": c_loss.detach(), "actor/loss": a_loss.detach(), "critic/grad_norm": c_norm,
             "actor/grad_norm": a_norm, **c_metrics, **a_metrics}
 

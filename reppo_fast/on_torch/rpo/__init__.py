@@ -24,6 +24,7 @@ from reppo_fast.on_torch.common import (
     normalize,
     step_optimizer,
 )
+from reppo_fast.on_torch.data_parallel import SINGLE
 from reppo_fast.on_torch.rpo import losses
 from reppo_fast.on_torch.rpo import networks as nets
 from reppo_fast.on_torch.rpo.losses import RpoBatch
@@ -125,9 +126,10 @@ def flat_batch(actor, data: RpoTransition, tgt: Targets, cfg) -> RpoBatch:
     return RpoBatch(*(x.detach().reshape((-1,) + x.shape[2:]) for x in batch))
 
 
-def update(state, batch: RpoBatch, kernels, cfg, ranges) -> dict:
+def update(state, batch: RpoBatch, kernels, cfg, ranges, dp=SINGLE) -> dict:
     """rpo_epochs x rpo_minibatches actor steps, num_epochs x num_minibatches critic steps (the minibatches
-    drawn from state.generator), then target <- alpha target + (1 - alpha) online."""
+    drawn from state.generator; each gradient averaged over the data-parallel ranks), then
+    target <- alpha target + (1 - alpha) online."""
     del kernels
     rpo = cfg.rpo
     actor_params, critic_params = list(state.actor.parameters()), list(state.critic.parameters())
@@ -135,12 +137,12 @@ def update(state, batch: RpoBatch, kernels, cfg, ranges) -> dict:
     with ranges("update/actor"):
         for mb in minibatches(batch, rpo.rpo_epochs, rpo.rpo_minibatches, state.generator):
             loss, metrics = losses.actor_loss(state.actor, mb, rpo)
-            norm = step_optimizer(loss, actor_params, state.actor_opt, cfg.max_grad_norm)
+            norm = step_optimizer(loss, actor_params, state.actor_opt, cfg.max_grad_norm, dp)
             a_history.append({"actor/loss": loss.detach(), "actor/grad_norm": norm, **metrics})
     with ranges("update/critic"):
         for mb in minibatches(batch, cfg.num_epochs, cfg.num_minibatches, state.generator):
             loss, metrics = losses.critic_loss(state.critic.online, mb)
-            norm = step_optimizer(loss, critic_params, state.critic_opt, cfg.max_grad_norm)
+            norm = step_optimizer(loss, critic_params, state.critic_opt, cfg.max_grad_norm, dp)
             c_history.append({"critic/grad_norm": norm, **metrics})
     nets.polyak_(state.critic, rpo.rpo_target_alpha)
     return {**mean_metrics(a_history), **mean_metrics(c_history),
