@@ -67,8 +67,8 @@ def build(env: str, variant: str) -> Run:
 
     cfg = config(env, variant)
     memory_before = _reset_torch_memory()
-    built = _build(cfg)  # (cfg with gamma resolved, trainer, kernels, env, ...)
-    cfg, trainer, env_obj = built[0], built[1], built[3]
+    built = _build(cfg)
+    cfg, trainer, env_obj = built.cfg, built.trainer, built.env
     return Run(cfg, trainer, env_obj, trainer.init_state(cfg.seed), memory_before)
 
 

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.framework != "torch":
             raise ConfigError("profile_run profiles the torch path (--framework torch); profile the JAX path "
                               "with Nsight Systems or the JAX profiler (profiles/README.md)")
-        cfg, trainer, kernels, _, _ = _build(cfg.replace(profile=True))
+        cfg, trainer, kernels, *_ = _build(cfg.replace(profile=True))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

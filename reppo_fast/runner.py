@@ -18,6 +18,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from reppo_fast.algorithm import Algorithm, Trainer
 from reppo_fast.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
@@ -45,9 +46,17 @@ def load_run_config(run_dir: Path) -> Config:
     return Config.from_json(path.read_text()).replace(run_dir=str(run_dir))
 
 
-def _build(cfg: Config):
-    """Env, kernels and trainer of the configured framework (imports stay lazy: no jax for torch runs).
-    Returns (cfg with gamma resolved, trainer, kernels, env, profiling ranges, is this the main process)."""
+class Built(NamedTuple):
+    cfg: Config         # with gamma resolved
+    trainer: Trainer
+    kernels: object     # the bound kernels
+    env: object         # this process's (one device's) training envs
+    ranges: Ranges      # the profiling ranges
+    main: bool          # this is the main process (rank 0): it writes and evaluates
+
+
+def _build(cfg: Config) -> Built:
+    """Env, kernels and trainer of the configured framework (imports stay lazy: no jax for torch runs)."""
     if cfg.framework == "torch":
         from reppo_fast.on_torch.data_parallel import from_launcher
 
@@ -88,7 +97,7 @@ def _build(cfg: Config):
         cfg = _resolve_gamma(cfg, env)
         algo = algorithm(cfg.framework, cfg.algo)
         trainer: Trainer = TorchTrainer(cfg, env, eval_env, kernels, algo, device, ranges, dp)
-        return cfg, trainer, kernels, env, ranges, dp.is_main
+        return Built(cfg, trainer, kernels, env, ranges, dp.is_main)
     import jax
 
     from reppo_fast.on_jax.devices import initialize_multi_host, training_mesh
@@ -101,7 +110,7 @@ def _build(cfg: Config):
     env, eval_env = _jax_envs(cfg, cfg.num_envs // mesh.size)
     cfg = _resolve_gamma(cfg, env)
     trainer: Trainer = JaxTrainer(cfg, env, eval_env, kernels, algorithm(cfg.framework, cfg.algo), mesh)
-    return cfg, trainer, kernels, env, ranges, jax.process_index() == 0
+    return Built(cfg, trainer, kernels, env, ranges, jax.process_index() == 0)
 
 
 def _jax_envs(cfg: Config, num_envs: int):

@@ -34,7 +34,7 @@ def _run(env: str, algo: str, framework: str) -> dict:
     """Metrics of ITERATIONS iterations, one evaluation, and per checkpoint array its shape and float64
     sum and sum of squares (a fingerprint that a misplaced or changed value moves)."""
     cfg = Config().replace(**TINY, env=env, algo=algo, framework=framework)
-    cfg, trainer, _, _, _ = _build(cfg)
+    cfg, trainer, *_ = _build(cfg)
     state = trainer.init_state(cfg.seed)
     metrics = []
     for _ in range(ITERATIONS):

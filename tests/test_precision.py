@@ -30,7 +30,7 @@ def _dot_precisions(text: str) -> set[str]:
 @pytest.mark.parametrize("precision", ["tf32", "float32"])
 def test_jax_iteration_runs_every_network_matmul_at_the_chosen_precision(algo, precision):
     cfg = Config().replace(**TINY, algo=algo, matmul_precision=precision)
-    cfg, trainer, _, _, _ = _build(cfg)
+    cfg, trainer, *_ = _build(cfg)
     state = trainer.init_state(0)
     assert _dot_precisions(trainer.iteration.lower(state).as_text()) == {XLA_NAME[precision]}
     evaluate = trainer._evaluate.lower(state.actor, state.rollout.norm, jax.random.PRNGKey(0)).as_text()

@@ -155,7 +155,8 @@ class Trainer:
     def describe(self) -> dict:
         """Framework facts for the run metadata."""
         devices = self.mesh.devices.tolist() if self.mesh is not None else jax.devices()[:1]
-        return {"jax": jax.__version__, "devices": [str(d) for d in devices], "world_size": self.dp.world_size,
+        return {"jax": jax.__version__, "devices": [str(d) for d in devices],
+                "world_size": self.dp.world_size,
                 "processes": self.processes, "seeds": SEED_SCHEME,
                 "algorithm": self.algo.name,
                 "matmul_precision": {"networks": self.cfg.matmul_precision,

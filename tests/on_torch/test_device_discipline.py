@@ -78,7 +78,7 @@ def test_torch_trainers_name_the_device_of_every_tensor_they_make(algo, env):
     cfg = Config().replace(**TINY, env=env, algo=algo)
     recorder = FactoryDevices()
     with recorder:
-        cfg, trainer, _, _, _ = _build(cfg)
+        cfg, trainer, *_ = _build(cfg)
         state = trainer.init_state(cfg.seed)
         state, metrics = trainer.iteration(state)
         trainer.evaluate(state, cfg.seed, 1)
