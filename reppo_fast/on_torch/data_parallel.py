@@ -110,9 +110,12 @@ def from_launcher() -> DataParallel:
         return SINGLE
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
+        import jax
+
         torch.cuda.set_device(local_rank)
-        # JAX (the DMC physics behind DLPack) sees only this rank's GPU, not a context on every GPU.
-        os.environ.setdefault("JAX_CUDA_VISIBLE_DEVICES", str(local_rank))
+        # JAX (the DMC physics behind DLPack) opens this rank's GPU only, not a context on every GPU; its
+        # backend starts later, when the envs are made.
+        jax.config.update("jax_cuda_visible_devices", str(local_rank))
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         kwargs = {"device_id": torch.device("cuda", local_rank)} if backend == "nccl" else {}
