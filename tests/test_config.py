@@ -272,3 +272,26 @@ def test_a_config_saved_before_rpo_still_reads():
     assert cfg == Config().replace(algo="ppo", preset="cpu", critic_hidden_blocks=3)
     with pytest.raises(ConfigError, match=r"unknown fields \['ppo.rpo_epochs'\]"):
         Config.from_json('{"ppo": {"rpo_epochs": 2}}')
+
+
+@pytest.mark.parametrize("changes,says", [
+    (dict(framework="torch", devices=2), "torchrun --nproc_per_node 2"),
+    (dict(framework="torch", multi_host=True), "rendezvous"),
+    (dict(devices=0), "devices must be a positive integer"),
+])
+def test_device_fields_name_the_launcher_in_one_line(changes, says):
+    with pytest.raises(ConfigError, match=says) as err:
+        validate(Config().replace(**changes))
+    assert "\n" not in str(err.value)
+
+
+def test_device_count_is_resumable_and_the_world_size_split_is_checked():
+    from reppo_fast.config import validate_world_size
+
+    assert {"devices", "multi_host"} <= train.RESUMABLE_FIELDS
+    cfg = Config().replace(num_envs=1024, num_steps=128, num_minibatches=64)
+    validate_world_size(cfg, 8, "--devices")  # 128 envs x 128 steps per rank, 64 minibatches of 256 rows
+    with pytest.raises(ConfigError, match=r"num_envs=1024 does not split over 3 devices \(torchrun"):
+        validate_world_size(cfg, 3, "torchrun --nproc_per_node")
+    with pytest.raises(ConfigError, match="num_minibatches=64 must divide"):
+        validate_world_size(cfg.replace(num_steps=1, num_envs=64), 2, "--devices")

@@ -29,3 +29,13 @@ def test_data_parallel_on_two_jax_devices(tmp_path):
 @pytest.mark.slow
 def test_learning_on_two_jax_devices(tmp_path):
     _pytest_on_two_devices("slow", tmp_path)
+
+
+def test_more_devices_than_the_host_has_is_refused(tmp_path, capsys):
+    from reppo_fast.train import main
+
+    assert main(["--env", "ToyPointMass", "--preset", "cpu", "--devices", "2",
+                 "--run-dir", str(tmp_path / "a"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "devices=2, but this host has 1 cpu device(s); pass --devices 1 or fewer" in err
+    assert len(err.splitlines()) == 1

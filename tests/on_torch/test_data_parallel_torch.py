@@ -242,7 +242,8 @@ def test_torchrun_two_ranks_write_once_and_resume_exactly_after_a_kill(tmp_path)
     # Rank 0 alone writes: one line per iteration, one TensorBoard file, one "done" line.
     assert [r["iteration"] for r in _records(full / "metrics.jsonl")] == list(range(1, iterations + 1))
     assert [r["iteration"] for r in _records(full / "eval.jsonl")] == list(range(5, iterations + 1, 5))
-    assert len(list((full / "tb").iterdir())) == 1 and out.count("done: ") == 1
+    assert len(list((full / "tb").iterdir())) == 1
+    assert out.count("done: ") == 1 and out.count("run dir: ") == 1
     meta = json.loads((full / "meta.json").read_text())
     assert meta["world_size"] == 2 and "SeedSequence" in meta["seeds"]
 
@@ -264,6 +265,15 @@ def test_torchrun_two_ranks_write_once_and_resume_exactly_after_a_kill(tmp_path)
     assert got.keys() == want.keys() and "rank1.env.obs" in got
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+    # On one rank (no launcher) the run goes on from the same checkpoint with fresh episodes, and says so.
+    proc = subprocess.run([sys.executable, "-m", "reppo_fast.train", "--resume", str(part),
+                           "--total-steps", str(steps + 4 * 16 * 8), "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "written by 2 rank(s), this run has 1" in proc.stdout
+    arrays, meta = load_checkpoint(list_checkpoints(part / "checkpoints")[-1])
+    assert meta["iteration"] == iterations + 4 and "env.obs" in arrays and "rank1.env.obs" not in arrays
 
 
 @pytest.mark.slow
