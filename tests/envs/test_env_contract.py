@@ -11,6 +11,8 @@ from reppo_fast.envs.contract_jax import EnvState, VecEnv
 from reppo_fast.envs.toy_common import BOUND
 from reppo_fast.envs.toy_jax import ToyPointMass
 
+pytestmark = pytest.mark.xdist_group("env_contract")  # its module fixture is built once, on one worker
+
 NUM_ENVS, MAX_STEPS, NAN_ABOVE = 8, 5, 10.0
 
 

@@ -30,6 +30,8 @@ from reppo_fast.envs.maniskill_sim import (  # noqa: E402
 )
 from reppo_fast.envs.names import MANISKILL_TASKS  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("maniskill")  # its module fixture is built once, on one worker
+
 ASSET_TASKS = {"PickSingleYCB-v1": ["ycb"]}  # tasks whose asset packs are not in the mani_skill wheel
 
 

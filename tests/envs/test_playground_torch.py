@@ -20,6 +20,8 @@ from reppo_fast.envs.playground_torch import (  # noqa: E402
     torch_to_jax,
 )
 
+pytestmark = pytest.mark.xdist_group("playground_torch")  # its module fixture is built once, on one worker
+
 NUM_ENVS, EPISODE_LENGTH = 4, 3
 
 

@@ -35,6 +35,8 @@ from reppo_fast.on_torch.data_parallel import SINGLE, DataParallel, rank_seed
 from reppo_fast.on_torch.trainer import make_optimizer
 from reppo_fast.profiling import NO_RANGES
 
+pytestmark = pytest.mark.xdist_group("data_parallel_torch")  # its module fixture is built once, on one worker
+
 B, O, A = 32, 4, 2
 KERNELS = bind("torch", "reference")
 ENV = SimpleNamespace(obs_size=O, action_size=A)

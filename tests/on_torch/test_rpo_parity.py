@@ -26,7 +26,7 @@ from reppo_fast.on_torch.rpo import networks as tn
 from reppo_fast.on_torch.trainer import Trainer as TorchTrainer
 from reppo_fast.profiling import NO_RANGES
 
-pytestmark = pytest.mark.usefixtures("float32_matmuls")
+pytestmark = [pytest.mark.usefixtures("float32_matmuls"), pytest.mark.xdist_group("rpo_parity")]
 
 # env: (N, T, episode length in physics steps, remat): every env hits its time limit inside the window.
 # Cartpole runs without remat only to compile faster (the bridge recomputes the physics alike either way:
