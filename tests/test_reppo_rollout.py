@@ -203,8 +203,8 @@ def test_pi_old_is_frozen_for_the_whole_update_phase(float32_matmuls):
     state = _trainer().init_state(0)
     start = state.actor
 
-    def update_step(carry, mb, noise, tx, kernels, cfg):
-        new_carry, metrics = ALGORITHM.update_step(carry, mb, noise, tx, kernels, cfg)
+    def update_step(carry, mb, noise, tx, kernels, cfg, dp):
+        new_carry, metrics = ALGORITHM.update_step(carry, mb, noise, tx, kernels, cfg, dp)
         mean0, log_std0 = nets.actor_apply(start["net"], mb.obs)
         mean_now, _ = nets.actor_apply(carry[0]["net"], mb.obs)
         metrics["test/old_vs_start"] = jnp.maximum(jnp.max(jnp.abs(mb.old_mean - mean0)),
