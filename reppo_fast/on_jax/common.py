@@ -31,21 +31,15 @@ def norm_init(obs_size: int) -> NormState:
 
 
 def norm_update(state: NormState, obs) -> NormState:
-    """Chan et al.'s parallel update with a batch obs [N, O]:
-    delta = mean_b - mean_a; n = n_a + n_b; mean = mean_a + delta * n_b / n;
-    M2 = var_a * n_a + var_b * n_b + delta^2 * n_a * n_b / n; var = M2 / n."""
-    n_b = jnp.asarray(obs.shape[0], jnp.float32)
-    mean_b = jnp.mean(obs, axis=0)
-    var_b = jnp.var(obs, axis=0)
-    n = state.count + n_b
-    delta = mean_b - state.mean
-    mean = state.mean + delta * n_b / n
-    m2 = state.var * state.count + var_b * n_b + jnp.square(delta) * state.count * n_b / n
-    return NormState(mean, m2 / n, n)
+    """The statistics updated with a batch obs [N, O] (norm_merge with the batch's own statistics)."""
+    batch = NormState(jnp.mean(obs, axis=0), jnp.var(obs, axis=0), jnp.asarray(obs.shape[0], jnp.float32))
+    return norm_merge(state, batch)
 
 
 def norm_merge(a: NormState, b: NormState) -> NormState:
-    """The statistics of a's and b's observations together (Chan et al.'s parallel update, as norm_update)."""
+    """The statistics of a's and b's observations together, Chan et al.'s parallel update:
+    delta = mean_b - mean_a; n = n_a + n_b; mean = mean_a + delta * n_b / n;
+    M2 = var_a * n_a + var_b * n_b + delta^2 * n_a * n_b / n; var = M2 / n."""
     n = a.count + b.count
     delta = b.mean - a.mean
     mean = a.mean + delta * b.count / n

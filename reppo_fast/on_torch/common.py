@@ -32,19 +32,13 @@ def norm_init(obs_size: int, device=None) -> NormState:
 
 
 def norm_update(state: NormState, obs: torch.Tensor) -> NormState:
-    """Chan et al.'s parallel update with a batch obs [N, O] (see on_jax.common.norm_update)."""
-    n_b = float(obs.shape[0])
-    mean_b = obs.mean(dim=0)
-    var_b = obs.var(dim=0, unbiased=False)
-    n = state.count + n_b
-    delta = mean_b - state.mean
-    mean = state.mean + delta * n_b / n
-    m2 = state.var * state.count + var_b * n_b + delta.square() * state.count * n_b / n
-    return NormState(mean, m2 / n, n)
+    """The statistics updated with a batch obs [N, O] (norm_merge with the batch's own statistics)."""
+    return norm_merge(state, NormState(obs.mean(dim=0), obs.var(dim=0, unbiased=False), float(obs.shape[0])))
 
 
 def norm_merge(a: NormState, b: NormState) -> NormState:
-    """The statistics of a's and b's observations together (see on_jax.common.norm_merge)."""
+    """The statistics of a's and b's observations together: Chan et al.'s parallel update
+    (see on_jax.common.norm_merge); b.count may be a Python number (a batch's size)."""
     n = a.count + b.count
     delta = b.mean - a.mean
     mean = a.mean + delta * b.count / n
