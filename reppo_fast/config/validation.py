@@ -1,5 +1,6 @@
 """`validate`: every value that cannot work is refused before anything compiles, in one line naming the
-field and the fix; and the framework/backend choices the kernel binding checks too.
+field and the fix (each field's own range is its rule in `bounds.RULES`; the checks across fields are
+here); and the framework/backend choices the kernel binding checks too.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import typing
 from collections.abc import Mapping
 from typing import Literal
 
+from reppo_fast.config.bounds import RULES, field_refusal
 from reppo_fast.config.fields import (
     BACKENDS,
     FRAMEWORKS,
@@ -52,36 +54,16 @@ def validate(cfg: Config) -> None:
     for name, choices in _choices().items():
         if values[name] not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {values[name]!r}")
-    positive = ["num_envs", "num_steps", "num_epochs", "num_minibatches", "total_steps", "eval_interval",
-                "num_eval_envs", "checkpoint_interval", "actor_hidden", "actor_hidden_blocks",
-                "critic_hidden", "kl_samples", "critic_hidden_blocks", "action_repeat", "rpo_epochs",
-                "rpo_minibatches", "rpo_num_critics"]
-    for name in positive:
-        if values[name] <= 0:
-            raise ConfigError(f"{name} must be a positive integer, got {values[name]}")
-    for name in ["lr", "sigma_ratio", "kl_target", "alpha_init", "beta_init", "clip_eps", "reward_scaling",
-                 "value_coef", "rpo_critic_lr", "rpo_clip_high"]:
-        if not values[name] > 0:
-            raise ConfigError(f"{name} must be > 0, got {values[name]}")
-    for name in ["aux_coef", "ent_target_mult", "entropy_coef", "profile_warmup", "rpo_surr_coef",
-                 "rpo_kl_coef", "rpo_ent_coef", "rpo_weight_decay"]:
-        if values[name] < 0:
-            raise ConfigError(f"{name} must be >= 0, got {values[name]}")
-    if cfg.max_grad_norm is not None and not cfg.max_grad_norm > 0:
-        raise ConfigError(f"max_grad_norm must be > 0 (or None: no clipping), got {cfg.max_grad_norm}")
-    if cfg.episode_length is not None and cfg.episode_length <= 0:
-        raise ConfigError(f"episode_length must be positive (or unset), got {cfg.episode_length}")
+    # Each field's own range first: the checks across fields below then compare finite numbers.
+    for name in RULES:
+        message = field_refusal(name, values[name])
+        if message is not None:
+            raise ConfigError(message)
     transitions = cfg.num_envs * cfg.num_steps
     if transitions % cfg.num_minibatches:
         raise ConfigError(
             f"num_minibatches={cfg.num_minibatches} must divide num_envs*num_steps={transitions}; "
             f"pick a divisor of {transitions} (e.g. {_nearest_divisor(transitions, cfg.num_minibatches)})")
-    if cfg.gamma is not None and not 0.0 < cfg.gamma < 1.0:
-        raise ConfigError(f"gamma must lie in (0, 1), got {cfg.gamma}; the paper uses 0.99 on DMC")
-    if not 0.0 <= cfg.lmbda <= 1.0:
-        raise ConfigError(f"lmbda must lie in [0, 1], got {cfg.lmbda}; the paper uses 0.95")
-    if not 0.0 < cfg.action_clip <= 1.0:
-        raise ConfigError(f"action_clip must lie in (0, 1], got {cfg.action_clip}")
     _validate_reppo(cfg.reppo)
     _validate_rpo(cfg)
     _validate_devices(cfg)
@@ -99,9 +81,6 @@ def validate(cfg: Config) -> None:
 
 
 def _validate_devices(cfg: Config) -> None:
-    if cfg.devices is not None and cfg.devices <= 0:
-        raise ConfigError(f"devices must be a positive integer (or unset: every local device), "
-                          f"got {cfg.devices}")
     if cfg.framework == "torch" and cfg.devices is not None:
         raise ConfigError(f"devices: the torch path runs one device per process; launch {cfg.devices} "
                           f"with torchrun --nproc_per_node {cfg.devices} -m reppo_fast.train ... "
@@ -130,8 +109,6 @@ def validate_world_size(cfg: Config, world_size: int, how: str) -> None:
 
 
 def _validate_reppo(reppo: ReppoConfig) -> None:
-    if reppo.num_bins < 2:
-        raise ConfigError(f"num_bins must be at least 2, got {reppo.num_bins}; the paper uses 151")
     if not reppo.v_min < reppo.v_max:
         raise ConfigError(f"v_min ({reppo.v_min}) must be below v_max ({reppo.v_max})")
     bounds = (reppo.log_std_min, reppo.log_std_max)
@@ -141,13 +118,6 @@ def _validate_reppo(reppo: ReppoConfig) -> None:
 
 def _validate_rpo(cfg: Config) -> None:
     rpo: RpoConfig = cfg.rpo
-    if not 0.0 < rpo.rpo_clip_low <= 1.0:
-        raise ConfigError(f"rpo_clip_low must lie in (0, 1] (rho >= 1 - low), got {rpo.rpo_clip_low}")
-    for name in ("rpo_adam_b1", "rpo_adam_b2", "rpo_target_alpha"):
-        if not 0.0 <= getattr(rpo, name) < 1.0:
-            raise ConfigError(f"{name} must lie in [0, 1), got {getattr(rpo, name)}")
-    if rpo.rpo_grad_clip is not None and not rpo.rpo_grad_clip > 0:
-        raise ConfigError(f"rpo_grad_clip must be > 0 (or None: no clip), got {rpo.rpo_grad_clip}")
     transitions = cfg.num_envs * cfg.num_steps
     if transitions % rpo.rpo_minibatches:
         raise ConfigError(f"rpo_minibatches={rpo.rpo_minibatches} must divide "
