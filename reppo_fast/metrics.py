@@ -3,18 +3,52 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from reppo_fast.algorithm import EvalResult
 
 
+def _iteration(line: str) -> int | None:
+    """The iteration a JSONL line records, or None for a line a killed process left cut off mid-write."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    iteration = record.get("iteration") if isinstance(record, dict) else None
+    return iteration if isinstance(iteration, int) else None
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write `path` atomically: a crash leaves the old file or the new one, never a half-written one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def _truncate_jsonl(path: Path, last_iteration: int) -> None:
-    """Drop lines past `last_iteration`: work after the resumed checkpoint is redone, not duplicated."""
+    """Drop lines past `last_iteration`: work after the resumed checkpoint is redone, not duplicated. Lines
+    that do not parse (the partial last line of a killed run) go too."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["iteration"] <= last_iteration]
-    path.write_text("".join(line + "\n" for line in kept))
+    kept = []
+    for line in path.read_text().splitlines():
+        iteration = _iteration(line)
+        if iteration is not None and iteration <= last_iteration:
+            kept.append(line + "\n")
+    _replace_text(path, "".join(kept))
+
+
+def _event_file_suffix(tb_dir: Path) -> str:
+    """A sequence number for this writer's event file. Event file names are `events.out.tfevents.<unix
+    seconds>.<host>`: a resume in the same second as the run it continues would reopen (and empty) that run's
+    file, and name order, which readers follow, would not tell the two apart."""
+    from reppo_fast.tb_events import event_files
+
+    return f".{len(event_files(tb_dir)):04d}"
 
 
 class MetricsLogger:
@@ -25,17 +59,27 @@ class MetricsLogger:
         self.run_dir = Path(run_dir)
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.eval_path = self.run_dir / "eval.jsonl"
+        tb_dir = self.run_dir / "tb"
         if resume is not None:
+            from reppo_fast.tb_events import truncate_events
+
             _truncate_jsonl(self.metrics_path, resume[0])
             _truncate_jsonl(self.eval_path, resume[0])
+            # Events a killed run wrote after the checkpoint are removed from the files themselves, so every
+            # reader (tbparse, wandb's sync, TensorBoard) sees each step once; done even with TensorBoard off
+            # now, as those steps are redone.
+            truncate_events(tb_dir, resume[1])  # TensorBoard steps are env steps here
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            # purge_step hides events a killed run wrote after the checkpoint we resume from
-            # (TensorBoard steps are env steps here).
+            # purge_step is kept although the files are already truncated: a TensorBoard server left running
+            # across the kill holds the stale steps in memory (it reads files incrementally and does not
+            # notice one rewritten), and the SessionLog.START marker this writes makes it drop them. It
+            # costs one event at the head of the new file, which scalar readers skip.
             purge = None if resume is None else resume[1] + 1
-            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
+            suffix = _event_file_suffix(tb_dir)
+            self._tb = SummaryWriter(str(tb_dir), purge_step=purge, filename_suffix=suffix)
 
     def _write(self, path: Path, record: dict) -> None:
         with path.open("a") as f:
