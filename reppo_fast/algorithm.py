@@ -63,6 +63,11 @@ class Algorithm(NamedTuple):
     epochs x minibatches of `update_step`."""
 
 
+# The update phase's step counts, logged by every algorithm on both frameworks: steps skipped for a non-finite
+# loss, gradient or update (the train state keeps its values), and steps applied. The runner stops a run
+# whose every step was skipped for cfg.max_skipped_iterations iterations in a row.
+SKIPPED_STEPS, APPLIED_STEPS = "update/skipped_steps", "update/applied_steps"
+
 # Metrics that count events; summed over data-parallel ranks, where every other metric (a mean over an
 # equal-sized batch) is averaged.
 COUNT_METRICS = frozenset({"train/episodes", "train/nonfinite", "actor/nonfinite_action_grads"})

@@ -89,11 +89,13 @@ def _build(cfg: Config) -> Built:
             env, eval_env = (PlaygroundTorchEnv(e, device=device) for e in _jax_envs(cfg, num_envs))
         else:
             env = make_torch_env(cfg.env, num_envs=num_envs, device=device, impl=cfg.env_impl,
-                                 episode_length=cfg.episode_length, action_repeat=cfg.action_repeat)
+                                 episode_length=cfg.episode_length, action_repeat=cfg.action_repeat,
+                                 obs_limit=cfg.obs_limit)
             # Evaluation always plays the env's own full episodes, whatever the training time limit; rank 0
             # alone evaluates.
             eval_env = (make_torch_env(cfg.env, num_envs=cfg.num_eval_envs, device=device, impl=cfg.env_impl,
-                                       action_repeat=cfg.action_repeat) if dp.is_main else None)
+                                       action_repeat=cfg.action_repeat, obs_limit=cfg.obs_limit)
+                        if dp.is_main else None)
         cfg = _resolve_gamma(cfg, env)
         algo = algorithm(cfg.framework, cfg.algo)
         trainer: Trainer = TorchTrainer(cfg, env, eval_env, kernels, algo, device, ranges, dp)
@@ -125,10 +127,10 @@ def _jax_envs(cfg: Config, num_envs: int):
         # float32 observations and rewards to the networks; gradients cross the cast).
         jax.config.update("jax_enable_x64", True)
     env = make_env(cfg.env, num_envs=num_envs, impl=cfg.env_impl, episode_length=cfg.episode_length,
-                   action_repeat=cfg.action_repeat)
+                   action_repeat=cfg.action_repeat, obs_limit=cfg.obs_limit)
     # Evaluation always plays the env's own full episodes, whatever the training time limit.
     eval_env = make_env(cfg.env, num_envs=cfg.num_eval_envs, impl=cfg.env_impl,
-                        action_repeat=cfg.action_repeat)
+                        action_repeat=cfg.action_repeat, obs_limit=cfg.obs_limit)
     if cfg.algo == "rpo":
         _make_differentiable(cfg, env, eval_env)
     return env, eval_env

@@ -17,7 +17,7 @@ from reppo_fast.config import RENAMED_FIELDS, Config, ConfigError, preset_config
 
 # Fields a resumed run may change: they do not alter what has been computed so far.
 RESUMABLE_FIELDS = {"total_steps", "progress", "eval_interval", "checkpoint_interval", "run_dir", "profile",
-                    "profile_warmup", "devices", "multi_host"}
+                    "profile_warmup", "devices", "multi_host", "max_skipped_iterations"}
 
 
 def _preparse(argv: list[str]) -> argparse.Namespace:

@@ -209,6 +209,16 @@ class Config:
     true next observation, so a shorter one leaves the discounted objective unchanged but restarts
     episodes more often. Evaluation always plays the env's full episodes."""
 
+    # --- faults (README, Faults and resuming) ----------------------------------------------------------
+    obs_limit: float = 1e4
+    """Physics blow-up guard: a step whose observation has an entry beyond +-obs_limit (or any non-finite
+    obs, reward, qpos or qvel) counts as blown-up physics (train/nonfinite): the env is reset, its
+    observation never reaches the normaliser and its reward is 0. MJX blow-ups pass through huge finite
+    values before NaN; healthy DM Control and ManiSkill observations stay far below 1e4."""
+    max_skipped_iterations: int = 5
+    """Stop the run when every update step of this many consecutive iterations was skipped for a
+    non-finite loss, gradient or update (update/skipped_steps); the message names the last good checkpoint."""
+
     # --- devices -------------------------------------------------------------------------------------
     devices: int | None = None
     """JAX path: data-parallel devices per host (None: every local device of JAX's default backend, i.e.

@@ -8,6 +8,7 @@ Heavy imports (jax, torch, mujoco_playground, ManiSkill) happen inside the facto
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from reppo_fast.envs.names import EnvName, UnknownEnvError, UnsupportedEnvError, resolve_env
@@ -23,11 +24,13 @@ __all__ = ["EnvName", "UnknownEnvError", "UnsupportedEnvError", "agent_steps", "
 
 
 def make_env(name: str, *, num_envs: int, impl: str = "jax", episode_length: int | None = None,
-             action_repeat: int = 1, **kw: Any) -> VecEnv:
+             action_repeat: int = 1, obs_limit: float = math.inf, **kw: Any) -> VecEnv:
     """Resolve `name` (aliases allowed; prints nothing) and build its JAX VecEnv.
 
     action_repeat k: each agent step applies the action for k physics steps and sums their rewards
       (action_repeat.py); `episode_length` counts physics steps, so max_episode_steps = ceil(L / k).
+    obs_limit: an observation with an entry beyond +-obs_limit counts as blown-up physics, like a non-finite
+      one (cfg.obs_limit; the default inf counts non-finite ones only).
     dmc: mujoco_playground with MJX backend `impl`; `episode_length` defaults to the task's (1000).
     toy: ToyPointMass; `episode_length` defaults to 100; kw go to ToyPointMass (action_size,
       nan_above). maniskill: raises UnsupportedEnvError (ManiSkill3 runs on the PyTorch path: make_torch_env).
@@ -37,7 +40,7 @@ def make_env(name: str, *, num_envs: int, impl: str = "jax", episode_length: int
         from reppo_fast.envs.playground_jax import load_playground
 
         return load_playground(env.name, num_envs=num_envs, impl=impl, episode_length=episode_length,
-                               action_repeat=action_repeat, **kw)
+                               action_repeat=action_repeat, obs_limit=obs_limit, **kw)
     if env.suite == "toy":
         from reppo_fast.envs.action_repeat import ActionRepeat
         from reppo_fast.envs.contract_jax import VecEnv
@@ -46,7 +49,7 @@ def make_env(name: str, *, num_envs: int, impl: str = "jax", episode_length: int
         raw = ToyPointMass(**kw)
         if action_repeat != 1:
             raw = ActionRepeat(raw, action_repeat)
-        return VecEnv(raw, num_envs=num_envs, name=env.name,
+        return VecEnv(raw, num_envs=num_envs, name=env.name, obs_limit=obs_limit,
                       max_episode_steps=_toy_time_limit(episode_length, action_repeat))
     raise UnsupportedEnvError(
         f"{env.name}: ManiSkill3 tasks run on the PyTorch path; use --framework torch"
@@ -54,11 +57,12 @@ def make_env(name: str, *, num_envs: int, impl: str = "jax", episode_length: int
 
 
 def make_torch_env(name: str, *, num_envs: int, device: str | torch.device | None = None, impl: str = "jax",
-                   episode_length: int | None = None, action_repeat: int = 1, **kw: Any) -> TorchVecEnv:
+                   episode_length: int | None = None, action_repeat: int = 1, obs_limit: float = math.inf,
+                   **kw: Any) -> TorchVecEnv:
     """Resolve `name` and build its env behind the torch contract (contract_torch.TorchVecEnv).
 
-    action_repeat: as in make_env (dmc repeats inside the JAX VecEnv, toy in action_repeat_torch.py);
-    ManiSkill raises UnsupportedEnvError for anything but 1.
+    action_repeat, obs_limit: as in make_env (dmc repeats inside the JAX VecEnv, toy in
+    action_repeat_torch.py); ManiSkill raises UnsupportedEnvError for any action_repeat but 1.
 
     dmc: PlaygroundTorchEnv, the JAX VecEnv of make_env (MJX backend `impl`) driven through DLPack;
       device None picks CUDA when JAX runs on the GPU and torch sees CUDA, else CPU.
@@ -72,7 +76,7 @@ def make_torch_env(name: str, *, num_envs: int, device: str | torch.device | Non
         from reppo_fast.envs.playground_torch import PlaygroundTorchEnv
 
         vec_env = load_playground(env.name, num_envs=num_envs, impl=impl, episode_length=episode_length,
-                                  action_repeat=action_repeat, **kw)
+                                  action_repeat=action_repeat, obs_limit=obs_limit, **kw)
         return PlaygroundTorchEnv(vec_env, device=device)
     if env.suite == "toy":
         import torch
@@ -87,14 +91,15 @@ def make_torch_env(name: str, *, num_envs: int, device: str | torch.device | Non
         if action_repeat != 1:
             raw = ActionRepeat(raw, action_repeat)
         return BatchedContract(raw, max_episode_steps=_toy_time_limit(episode_length, action_repeat),
-                               name=env.name)
+                               name=env.name, obs_limit=obs_limit)
     if action_repeat != 1:
         # ManiSkill's controllers already run several sim steps per control step (sim_freq / control_freq).
         raise UnsupportedEnvError(f"{env.name}: ManiSkill3 tasks do not support "
                                   f"action_repeat={action_repeat}; use --action-repeat 1")
     from reppo_fast.envs.maniskill import make_maniskill_env
 
-    return make_maniskill_env(env.name, num_envs=num_envs, device=device, episode_length=episode_length, **kw)
+    return make_maniskill_env(env.name, num_envs=num_envs, device=device, episode_length=episode_length,
+                              obs_limit=obs_limit, **kw)
 
 
 def agent_steps(physics_steps: int, action_repeat: int) -> int:

@@ -9,6 +9,7 @@ overwrite the terminal observation, which truncated steps need for bootstrapping
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -32,12 +33,20 @@ class EnvStep(NamedTuple):
     reward: jax.Array      # [N] float32 (0 where nonfinite)
     terminated: jax.Array  # [N] bool: real terminal state, no bootstrap (raw done, or nonfinite)
     truncated: jax.Array   # [N] bool: time limit reached and not terminated: bootstrap from next_obs
-    nonfinite: jax.Array   # [N] bool: the physics produced NaN/inf this step (the caller counts them)
+    nonfinite: jax.Array   # [N] bool: the physics blew up this step: NaN/inf, or an obs beyond obs_limit
+    #                        (the caller counts them)
 
 
 def _nonfinite_rows(x: jax.Array) -> jax.Array:
     """[N, ...] -> [N] bool: any non-finite entry in the row."""
     return ~jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1)
+
+
+def blown_up_rows(obs: jax.Array, limit: float) -> jax.Array:
+    """[N, ...] -> [N] bool: an entry is non-finite or beyond +-limit (the huge but finite values MJX passes
+    through on its way to NaN; inf: non-finite ones only)."""
+    x = obs.reshape(obs.shape[0], -1)
+    return ~jnp.all(jnp.isfinite(x) & (jnp.abs(x) <= limit), axis=1)
 
 
 def select_rows(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
@@ -51,9 +60,12 @@ class VecEnv:
     """N copies of a raw env behind the contract; `reset` and `step` are pure and jit-able."""
 
     def __init__(self, raw: Any, *, num_envs: int, max_episode_steps: int, name: str,
-                 dtype: Any = jnp.float32):
+                 dtype: Any = jnp.float32, obs_limit: float = math.inf):
+        """obs_limit: an observation with an entry beyond +-obs_limit counts as blown-up physics, like a
+        non-finite one (cfg.obs_limit; inf: only non-finite values do)."""
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
+        self.obs_limit = float(obs_limit)
         self.raw = raw
         self.num_envs = num_envs
         self.obs_size = int(raw.observation_size)
@@ -95,7 +107,7 @@ class VecEnv:
         """Step all envs with action [N, A] (passed through unclipped), then auto-reset ended ones."""
         with jax.default_matmul_precision(self.physics_precision):
             raw = jax.vmap(self.raw.step)(state.raw, action)
-        nonfinite = _nonfinite_rows(raw.obs) | _nonfinite_rows(raw.reward)
+        nonfinite = blown_up_rows(raw.obs, self.obs_limit) | _nonfinite_rows(raw.reward)
         data = getattr(raw, "data", None)
         for field in ("qpos", "qvel"):
             if hasattr(data, field):

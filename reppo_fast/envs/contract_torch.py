@@ -30,7 +30,8 @@ class EnvStep(NamedTuple):
     reward: torch.Tensor      # [N] f32 (0 where nonfinite)
     terminated: torch.Tensor  # [N] bool: real terminal state, no bootstrap (raw done, or nonfinite)
     truncated: torch.Tensor   # [N] bool: time limit reached and not terminated: bootstrap from next_obs
-    nonfinite: torch.Tensor   # [N] bool: the physics produced NaN/inf this step (the caller counts them)
+    nonfinite: torch.Tensor   # [N] bool: the physics blew up this step: NaN/inf, or an obs beyond obs_limit
+    #                           (the caller counts them)
 
 
 class TorchVecEnv(Protocol):
@@ -86,6 +87,12 @@ def _nonfinite_rows(x: torch.Tensor) -> torch.Tensor:
     return ~torch.isfinite(x.reshape(x.shape[0], math.prod(x.shape[1:]))).all(dim=1)
 
 
+def blown_up_rows(obs: torch.Tensor, limit: float) -> torch.Tensor:
+    """[N, ...] -> [N] bool: an entry is non-finite or beyond +-limit (contract_jax.blown_up_rows)."""
+    x = obs.reshape(obs.shape[0], math.prod(obs.shape[1:]))
+    return ~(torch.isfinite(x) & (x.abs() <= limit)).all(dim=1)
+
+
 def apply_contract(obs, next_obs, reward, terminated, nonfinite, time_up):
     """The per-step rules every torch env shares (docs/algorithms.md section 1), on [N, ...] tensors.
 
@@ -129,9 +136,11 @@ class BatchedContract(TorchVecEnv):
       data.qpos / data.qvel (checked for finiteness, as MJX physics can blow up behind a finite obs).
     """
 
-    def __init__(self, raw: Any, *, max_episode_steps: int, name: str):
+    def __init__(self, raw: Any, *, max_episode_steps: int, name: str, obs_limit: float = math.inf):
+        """obs_limit: as contract_jax.VecEnv's."""
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
+        self.obs_limit = float(obs_limit)
         self.raw = raw
         self.name = name
         self.num_envs = int(raw.num_envs)
@@ -173,7 +182,7 @@ class BatchedContract(TorchVecEnv):
     def step(self, action: torch.Tensor) -> EnvStep:
         obs = self._require_reset()
         raw = self.raw.step(self._raw, action)
-        nonfinite = _nonfinite_rows(raw.obs) | _nonfinite_rows(raw.reward)
+        nonfinite = blown_up_rows(raw.obs, self.obs_limit) | _nonfinite_rows(raw.reward)
         data = getattr(raw, "data", None)
         for field in ("qpos", "qvel"):
             if hasattr(data, field):

@@ -152,7 +152,8 @@ def make_maniskill_env(name: str, *, num_envs: int, device: str | torch.device |
       exposed as env.max_episode_steps (the trainer sets gamma = 1 - 10 / max_episode_steps).
     processes: CPU only. None -> one worker subprocess per env when num_envs > 1, in this process
       when num_envs == 1; True forces workers (also for one env). start_method: "spawn" or "forkserver".
-    kw: passed to the ManiSkill task (obs_mode must stay "state").
+    kw: passed to ManiSkillSim (obs_limit, its blow-up guard) and on to the ManiSkill task (obs_mode must
+      stay "state").
     Raises (before any simulator starts) MissingAssetsError if the task needs an asset pack this
     machine lacks, NoVulkanError without a Vulkan device, UnsupportedEnvError for non-ManiSkill names.
     """

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
 
+from reppo_fast.envs.contract_torch import blown_up_rows
 from reppo_fast.envs.names import UnsupportedEnvError
 
 # The observation layout the contract needs: one flat float vector per env.
@@ -41,7 +43,7 @@ class Advance(NamedTuple):
     reward: torch.Tensor      # [N] float32
     terminated: torch.Tensor  # [N] bool: ManiSkill's terminal flag, success | fail
     success: torch.Tensor     # [N] bool: info["success"] (all False if the task reports none)
-    nonfinite: torch.Tensor   # [N] bool: next_obs or reward has a NaN/inf
+    nonfinite: torch.Tensor   # [N] bool: next_obs or reward has a NaN/inf, or next_obs is beyond obs_limit
     obs: torch.Tensor         # [N, O] float32: the reset observation where the env ended, else next_obs
 
 
@@ -156,7 +158,10 @@ class ManiSkillSim:
     auto-resets; the contract wrapper owns both.
     """
 
-    def __init__(self, name: str, *, num_envs: int, sim_backend: str, **kw: Any):
+    def __init__(self, name: str, *, num_envs: int, sim_backend: str, obs_limit: float = math.inf, **kw: Any):
+        """obs_limit: an observation beyond +-obs_limit counts as blown-up physics (contract_torch's
+        blown_up_rows); kw go to the ManiSkill task."""
+        self.obs_limit = float(obs_limit)
         if kw.setdefault("obs_mode", OBS_MODE) != OBS_MODE:
             raise ValueError(f"obs_mode must be {OBS_MODE!r} (flat state observations), "
                              f"got {kw['obs_mode']!r}")
@@ -213,7 +218,7 @@ class ManiSkillSim:
         if success is None:
             success = torch.zeros_like(terminated)
         success = success.reshape(self.num_envs).to(torch.bool)
-        nonfinite = ~torch.isfinite(next_obs).all(dim=1) | ~torch.isfinite(reward)
+        nonfinite = blown_up_rows(next_obs, self.obs_limit) | ~torch.isfinite(reward)
         ended = terminated | nonfinite | time_up.to(self.device)
         obs = next_obs
         # One host sync per step (ManiSkill's reset is driven from the host); with desynchronised

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from reppo_fast.envs import agent_steps
 from reppo_fast.envs.action_repeat import ActionRepeat
 from reppo_fast.envs.contract_jax import VecEnv
@@ -19,13 +21,14 @@ def _registry():
 
 
 def load_playground(name: str, *, num_envs: int, impl: str = "jax", episode_length: int | None = None,
-                    action_repeat: int = 1) -> VecEnv:
+                    action_repeat: int = 1, obs_limit: float = math.inf) -> VecEnv:
     """Load playground env `name` (a canonical name; see names.resolve_env) behind the contract.
 
     impl: MJX backend, "jax" or "warp"; playground defaults to "warp", but "jax" is 3-30x faster on
       CPU, so it is our default. episode_length: the time limit in raw physics steps (default: the task
       config's, 1000 for every DM Control task). action_repeat: physics steps per agent step (k); an
       episode then has ceil(episode_length / k) agent steps, as under Brax's EpisodeWrapper.
+      obs_limit: VecEnv's blow-up guard.
     """
     registry = _registry()
     config = registry.get_default_config(name)
@@ -41,4 +44,4 @@ def load_playground(name: str, *, num_envs: int, impl: str = "jax", episode_leng
         raw = ActionRepeat(raw, action_repeat)
     physics_steps = episode_length if episode_length is not None else config.episode_length
     return VecEnv(raw, num_envs=num_envs, max_episode_steps=agent_steps(physics_steps, action_repeat),
-                  name=name)
+                  name=name, obs_limit=obs_limit)

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from reppo_fast.algorithm import COUNT_METRICS
+from reppo_fast.algorithm import APPLIED_STEPS, COUNT_METRICS, SKIPPED_STEPS
 from reppo_fast.on_jax.data_parallel import SINGLE
 
 # --- running observation normalisation (part of the train state and the checkpoint) ------------------
@@ -74,25 +74,57 @@ def normalize(state: NormState, obs, enabled: bool = True):
     return (obs - state.mean) / jnp.sqrt(state.var + NORM_EPS)
 
 
-# --- epochs x minibatches ---------------------------------------------------------------------------
+# --- epochs x minibatches, each step kept only if finite ---------------------------------------------
 
-def scan_minibatches(step: Callable, carry, batch, key, num_epochs: int, num_minibatches: int):
+def all_finite(tree) -> jnp.ndarray:
+    """[] bool: every floating-point entry of every leaf is finite (integer leaves, e.g. counts, are)."""
+    checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.bool_(True)
+
+
+def keep_if_finite(old, new, metrics, dp=SINGLE):
+    """(old or new, skipped): a step whose metrics (its losses and gradient norms) or new state (parameters,
+    optimiser state) hold a NaN or inf is skipped on the device, a select with no host sync, so a diverging
+    step never reaches the train state. Skipped on every device when on any, so replicas stay equal."""
+    skipped = dp.sum((~all_finite((new, metrics))).astype(jnp.int32)) > 0
+    return jax.tree.map(lambda n, o: jnp.where(skipped, o, n), new, old), skipped
+
+
+def applied_mean(metrics: dict, skipped) -> dict:
+    """Metrics [E, M] of every step -> their means over the applied steps (NaN when none was), with the
+    SKIPPED_STEPS and APPLIED_STEPS counts."""
+    applied = ~skipped
+    count = jnp.sum(applied)
+
+    def mean(x):
+        mask = applied.reshape(applied.shape + (1,) * (x.ndim - applied.ndim))
+        total = jnp.sum(jnp.where(mask, x, 0.0), axis=(0, 1))
+        return jnp.where(count > 0, total / jnp.maximum(count, 1).astype(total.dtype), jnp.nan)
+
+    return {**{k: mean(v) for k, v in metrics.items()}, SKIPPED_STEPS: jnp.sum(skipped), APPLIED_STEPS: count}
+
+
+def scan_minibatches(step: Callable, carry, batch, key, num_epochs: int, num_minibatches: int, dp=SINGLE):
     """Run `step(carry, minibatch, key) -> (carry, metrics)` over num_epochs random partitions of `batch`
-    (a pytree of [M, ...] arrays) into num_minibatches equal minibatches. Returns (carry, mean metrics)."""
+    (a pytree of [M, ...] arrays) into num_minibatches equal minibatches, each step kept only if finite
+    (keep_if_finite). Returns (carry, metrics averaged over the applied steps, with SKIPPED_STEPS and
+    APPLIED_STEPS)."""
     num = jax.tree.leaves(batch)[0].shape[0]
     size = num // num_minibatches
 
     def minibatch(c, inputs):
         idx, k = inputs
-        return step(c, jax.tree.map(lambda x: x[idx], batch), k)
+        new, metrics = step(c, jax.tree.map(lambda x: x[idx], batch), k)
+        c, skipped = keep_if_finite(c, new, metrics, dp)
+        return c, (metrics, skipped)
 
     def epoch(c, k):
         k_perm, k_mb = jax.random.split(k)
         perm = jax.random.permutation(k_perm, num).reshape(num_minibatches, size)
         return jax.lax.scan(minibatch, c, (perm, jax.random.split(k_mb, num_minibatches)))
 
-    carry, metrics = jax.lax.scan(epoch, carry, jax.random.split(key, num_epochs))
-    return carry, jax.tree.map(jnp.mean, metrics)
+    carry, (metrics, skipped) = jax.lax.scan(epoch, carry, jax.random.split(key, num_epochs))
+    return carry, applied_mean(metrics, skipped)
 
 
 # --- episode statistics and train metrics -------------------------------------------------------------

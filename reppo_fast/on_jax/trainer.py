@@ -275,7 +275,8 @@ class Trainer:
             noise = algo.update_noise(k, size, self.env.action_size, cfg)
             return algo.update_step(carry, mb, noise, tx, kernels, cfg, self.dp)
 
-        carry, metrics = scan_minibatches(minibatch, carry, batch, key, cfg.num_epochs, cfg.num_minibatches)
+        carry, metrics = scan_minibatches(minibatch, carry, batch, key, cfg.num_epochs, cfg.num_minibatches,
+                                          self.dp)
         return (*carry, metrics)
 
 

@@ -5,12 +5,13 @@ statistics and the train metrics built from them, and the clipped optimiser step
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from typing import NamedTuple, TypeVar
 
 import torch
 
-from reppo_fast.algorithm import COUNT_METRICS
+from reppo_fast.algorithm import APPLIED_STEPS, COUNT_METRICS, SKIPPED_STEPS
 from reppo_fast.on_torch.data_parallel import SINGLE
 
 B = TypeVar("B", bound=NamedTuple)
@@ -87,9 +88,57 @@ def minibatches(batch: B, num_epochs: int, num_minibatches: int, generator: torc
             yield type(batch)(*(x[idx] for x in batch))
 
 
+# --- each update step kept only if finite --------------------------------------------------------------
+
+SKIPPED = "update/skipped"  # a step's own marker (1.0: skipped), which mean_metrics turns into the counts
+
+
+def _train_tensors(modules, optimizers) -> list[torch.Tensor]:
+    """Every tensor an update step may change: the modules' parameters and buffers, the optimisers' states."""
+    tensors = [t for m in modules for t in itertools.chain(m.parameters(), m.buffers())]
+    for opt in optimizers:
+        tensors += [v for state in opt.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
+    return tensors
+
+
+@torch.no_grad()
+def _all_finite(tensors: list[torch.Tensor]) -> torch.Tensor:
+    checks = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
+    return torch.stack(checks).all() if checks else torch.tensor(True)
+
+
+def guarded_step(step: Callable[[], dict], modules, optimizers, dp=SINGLE) -> dict:
+    """step() -> metrics, kept only if finite (on_jax.common.keep_if_finite): when a metric (a loss, a
+    gradient norm) or anything the step changed in `modules` and `optimizers` holds a NaN or inf, on any
+    rank, every tensor is put back as it was, with tensor selects and no host sync. A tensor the step
+    created (an optimiser's lazily made state) goes back to zeros, Adam's initial state. The metrics gain
+    SKIPPED (1.0 or 0.0)."""
+    before = {id(t): t.detach().clone() for t in _train_tensors(modules, optimizers)}
+    metrics = step()
+    after = _train_tensors(modules, optimizers)
+    finite = _all_finite([*after, *(torch.as_tensor(v) for v in metrics.values())])
+    skipped = dp.sum((~finite).float()) > 0 if dp.world_size > 1 else ~finite
+    with torch.no_grad():
+        for t in after:
+            old = before.get(id(t))
+            t.copy_(torch.where(skipped, old if old is not None else torch.zeros_like(t), t))
+    return {**metrics, SKIPPED: skipped.float()}
+
+
 def mean_metrics(history: list[dict]) -> dict:
-    """The mean over update steps of each metric (tensors stay on the device: no host sync)."""
-    return {k: torch.stack([h[k] for h in history]).mean() for k in history[0]}
+    """The mean over the applied update steps of each metric (NaN when none was), and the steps' counts
+    SKIPPED_STEPS and APPLIED_STEPS (tensors stay on the device: no host sync)."""
+    skipped = torch.stack([h[SKIPPED] for h in history])
+    applied = 1.0 - skipped
+    count = applied.sum()
+
+    def mean(values: torch.Tensor) -> torch.Tensor:
+        total = torch.where(applied > 0, values, 0.0).sum()
+        return torch.where(count > 0, total / count.clamp(min=1.0), torch.nan)
+
+    names = [k for k in history[0] if k != SKIPPED]
+    return {**{k: mean(torch.stack([h[k] for h in history])) for k in names},
+            SKIPPED_STEPS: skipped.sum(), APPLIED_STEPS: count}
 
 
 # --- episode statistics and train metrics -------------------------------------------------------------

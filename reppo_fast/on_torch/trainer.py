@@ -28,6 +28,7 @@ from reppo_fast.envs.contract_torch import bootstrap_terminations
 from reppo_fast.on_torch.common import (
     NormState,
     episode_stats,
+    guarded_step,
     mean_metrics,
     minibatches,
     norm_init,
@@ -260,7 +261,10 @@ class Trainer:
         return mean_metrics(history)
 
     def _update_step(self, state: TrainState, mb, noise) -> dict:
-        return self.algo.update_step(state, mb, noise, self.kernels, self.cfg, self.inner_ranges, self.dp)
+        """The algorithm's update step, kept only if finite (common.guarded_step)."""
+        return guarded_step(lambda: self.algo.update_step(state, mb, noise, self.kernels, self.cfg,
+                                                          self.inner_ranges, self.dp),
+                            (state.actor, state.critic), (state.actor_opt, state.critic_opt), self.dp)
 
 
 @torch.no_grad()

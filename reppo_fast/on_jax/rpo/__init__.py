@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from reppo_fast.algorithm import Algorithm
+from reppo_fast.algorithm import APPLIED_STEPS, SKIPPED_STEPS, Algorithm
 from reppo_fast.on_jax.common import norm_update, normalize, scan_minibatches
 from reppo_fast.on_jax.data_parallel import SINGLE
 from reppo_fast.on_jax.rpo import losses
@@ -155,13 +155,15 @@ def update(carry, batch: RpoBatch, key, txs, kernels, cfg, dp=SINGLE):
         return (optax.apply_updates(params, upd), opt), {"critic/grad_norm": optax.tree.norm(grad), **metrics}
 
     (actor, actor_opt), a_metrics = scan_minibatches(actor_step, (actor, actor_opt), batch, k_actor,
-                                                     cfg.rpo.rpo_epochs, cfg.rpo.rpo_minibatches)
+                                                     cfg.rpo.rpo_epochs, cfg.rpo.rpo_minibatches, dp)
     (critic, critic_opt), c_metrics = scan_minibatches(critic_step, (critic, critic_opt), batch, k_critic,
-                                                       cfg.num_epochs, cfg.num_minibatches)
+                                                       cfg.num_epochs, cfg.num_minibatches, dp)
+    # The actor's steps and the critic's, together.
+    counts = {k: a_metrics.pop(k) + c_metrics.pop(k) for k in (SKIPPED_STEPS, APPLIED_STEPS)}
     alpha = cfg.rpo.rpo_target_alpha
     target = jax.tree.map(lambda t, o: alpha * t + (1.0 - alpha) * o, critic["target"], critic["online"])
     critic = {"online": critic["online"], "target": target}
-    metrics = {**a_metrics, **c_metrics, "actor/nonfinite_action_grads": jnp.sum(batch.nonfinite),
+    metrics = {**a_metrics, **c_metrics, **counts, "actor/nonfinite_action_grads": jnp.sum(batch.nonfinite),
                "actor/action_grad_norm": jnp.mean(jnp.linalg.norm(batch.action_grad, axis=-1))}
     return (actor, critic, actor_opt, critic_opt), metrics
 

@@ -15,9 +15,10 @@ from typing import NamedTuple
 
 import torch
 
-from reppo_fast.algorithm import Algorithm
+from reppo_fast.algorithm import APPLIED_STEPS, SKIPPED_STEPS, Algorithm
 from reppo_fast.on_torch.common import (
     NormState,
+    guarded_step,
     mean_metrics,
     minibatches,
     norm_update,
@@ -136,16 +137,23 @@ def update(state, batch: RpoBatch, kernels, cfg, ranges, dp=SINGLE) -> dict:
     a_history, c_history = [], []
     with ranges("update/actor"):
         for mb in minibatches(batch, rpo.rpo_epochs, rpo.rpo_minibatches, state.generator):
-            loss, metrics = losses.actor_loss(state.actor, mb, rpo)
-            norm = step_optimizer(loss, actor_params, state.actor_opt, cfg.max_grad_norm, dp)
-            a_history.append({"actor/loss": loss.detach(), "actor/grad_norm": norm, **metrics})
+            def actor_step(mb=mb):
+                loss, metrics = losses.actor_loss(state.actor, mb, rpo)
+                norm = step_optimizer(loss, actor_params, state.actor_opt, cfg.max_grad_norm, dp)
+                return {"actor/loss": loss.detach(), "actor/grad_norm": norm, **metrics}
+            a_history.append(guarded_step(actor_step, [state.actor], [state.actor_opt], dp))
     with ranges("update/critic"):
         for mb in minibatches(batch, cfg.num_epochs, cfg.num_minibatches, state.generator):
-            loss, metrics = losses.critic_loss(state.critic.online, mb)
-            norm = step_optimizer(loss, critic_params, state.critic_opt, cfg.max_grad_norm, dp)
-            c_history.append({"critic/grad_norm": norm, **metrics})
+            def critic_step(mb=mb):
+                loss, metrics = losses.critic_loss(state.critic.online, mb)
+                norm = step_optimizer(loss, critic_params, state.critic_opt, cfg.max_grad_norm, dp)
+                return {"critic/grad_norm": norm, **metrics}
+            c_history.append(guarded_step(critic_step, [state.critic], [state.critic_opt], dp))
     nets.polyak_(state.critic, rpo.rpo_target_alpha)
-    return {**mean_metrics(a_history), **mean_metrics(c_history),
+    a_metrics, c_metrics = mean_metrics(a_history), mean_metrics(c_history)
+    # The actor's steps and the critic's, together.
+    counts = {k: a_metrics.pop(k) + c_metrics.pop(k) for k in (SKIPPED_STEPS, APPLIED_STEPS)}
+    return {**a_metrics, **c_metrics, **counts,
             "actor/nonfinite_action_grads": batch.nonfinite.sum(),
             "actor/action_grad_norm": torch.linalg.vector_norm(batch.action_grad, dim=-1).mean()}
 
