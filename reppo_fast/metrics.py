@@ -103,3 +103,4 @@ class MetricsLogger:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+            self._tb = None

@@ -15,21 +15,27 @@ import contextlib
 import importlib
 import json
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
 
-from reppo_fast.algorithm import Algorithm, Trainer
-from reppo_fast.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from reppo_fast.algorithm import APPLIED_STEPS, SKIPPED_STEPS, Algorithm, Trainer
+from reppo_fast.checkpoint import CheckpointWriteError, list_checkpoints, load_newest_valid, save_checkpoint
 from reppo_fast.config import Config, ConfigError, validate_world_size
 from reppo_fast.metrics import MetricsLogger
+from reppo_fast.preemption import Stopped, StopSignals
 from reppo_fast.profiling import CAPTURE, Ranges
 from reppo_fast.progress import Progress
 
 
 class RunDirError(ValueError):
     """The run directory cannot be used as asked (holds another run, or has nothing to resume)."""
+
+
+class Diverged(RuntimeError):
+    """Every update step of cfg.max_skipped_iterations iterations in a row was non-finite and skipped."""
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -180,15 +186,25 @@ def _start(cfg: Config, run_dir: Path, trainer: Trainer, kernels, env, resume: b
             (run_dir / "config.json").write_text(cfg.to_json())
             (run_dir / "meta.json").write_text(json.dumps(_metadata(cfg, trainer, kernels, env), indent=2))
         return state, 0, 0.0, None
-    arrays, meta = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
+    path, arrays, meta, skipped = load_newest_valid(run_dir / "checkpoints")
     start = meta["iteration"]
     if main:
-        print(f"resuming {run_dir} at iteration {start} ({start * cfg.steps_per_iteration:,} env steps)")
+        for bad, reason in skipped:
+            # Set aside (kept for a look), so that it neither shadows newer checkpoints nor gets resumed.
+            bad.replace(bad.with_name(bad.name + ".damaged"))
+            print(f"skipping damaged checkpoint {bad.name} ({reason}); kept as {bad.name}.damaged")
+        print(f"resuming {run_dir} at iteration {start} ({start * cfg.steps_per_iteration:,} env steps) "
+              f"from {path.name}")
     return trainer.from_arrays(state, arrays), start, meta["elapsed"], meta["last_eval"]
 
 
 def run(cfg: Config, resume: bool = False) -> Path:
-    """Train `cfg` (resume=True: continue cfg.run_dir from its newest checkpoint). Returns the run dir."""
+    """Train `cfg` (resume=True: continue cfg.run_dir from its newest valid checkpoint). Returns the run dir.
+
+    Faults (README, Faults and resuming): Ctrl-C, SIGTERM and SIGUSR1 stop with a checkpoint (the signals
+    at the end of the iteration in progress: raises preemption.Stopped); a periodic checkpoint that cannot
+    be written (a full disk) warns and is retried at the next interval, a final one raises; a run whose
+    every update step was skipped as non-finite for cfg.max_skipped_iterations iterations raises Diverged."""
     run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     ckpt_dir = run_dir / "checkpoints"
     if not resume and list_checkpoints(ckpt_dir):
@@ -203,17 +219,31 @@ def run(cfg: Config, resume: bool = False) -> Path:
     progress = Progress(cfg if main else cfg.replace(progress=False), start, last_eval)
     last_line = f"{last_eval}"
     done = start
+    resume_hint = f"python -m reppo_fast.train --resume {run_dir}"
 
-    def checkpoint():
+    def checkpoint(final: bool) -> None:
+        """The state after iteration `done`: every process gathers its part, the main process writes."""
         meta = {"iteration": done, "elapsed": elapsed, "last_eval": last_eval}
         arrays = trainer.to_arrays(state)  # every process: on several, it gathers their parts
-        if main:
+        if not main:
+            return
+        try:
             save_checkpoint(ckpt_dir, done, arrays, meta)
+        except CheckpointWriteError as err:
+            saved = _last_checkpoint(ckpt_dir)
+            if final:
+                raise CheckpointWriteError(err.errno, f"{err}; the last checkpoint written is {saved}: "
+                                           f"iterations after it are lost. Free space, then {resume_hint}"
+                                           ) from err
+            print(f"\nwarning: {err}; training goes on and tries again at iteration "
+                  f"{done + cfg.checkpoint_interval} (the last checkpoint written is {saved})",
+                  file=sys.stderr, flush=True)
 
     pending = None  # metrics of an iteration that ran but is not logged yet
+    skipping = 0    # iterations in a row whose every update step was skipped as non-finite
 
     def log(metrics, t0):
-        nonlocal done, elapsed, pending
+        nonlocal done, elapsed, pending, skipping
         scalars = {k: float(v) for k, v in metrics.items()}  # the one host sync of an iteration
         iter_time = time.perf_counter() - t0
         elapsed += iter_time
@@ -221,55 +251,80 @@ def run(cfg: Config, resume: bool = False) -> Path:
         scalars.update({"time/iteration_s": iter_time, "time/elapsed_s": elapsed,
                         "time/env_steps_per_s": cfg.steps_per_iteration / iter_time})
         logger.log(done, done * cfg.steps_per_iteration, scalars)
+        all_skipped = scalars.get(APPLIED_STEPS) == 0 and scalars.get(SKIPPED_STEPS, 0) > 0
+        skipping = skipping + 1 if all_skipped else 0
         return scalars
 
     capture = contextlib.ExitStack()  # holds the `capture` range open from the end of warm-up to the end
     try:
-        for _ in range(start, cfg.num_iterations):
-            if done == start + cfg.profile_warmup:
-                capture.enter_context(ranges(CAPTURE))
-            t0 = time.perf_counter()
-            state, pending = trainer.iteration(state)
-            scalars = log(pending, t0)
-            env_steps = done * cfg.steps_per_iteration
-            if main and (done % cfg.eval_interval == 0 or done == cfg.num_iterations):
-                t_eval = time.perf_counter()
-                with ranges("eval"):
-                    result = trainer.evaluate(state, cfg.seed, done)
-                elapsed += time.perf_counter() - t_eval
-                logger.log_eval(done, env_steps, result, elapsed)
-                last_eval, last_line = result.mean, f"{result.mean:.1f} +- {result.stderr:.1f} (stderr)"
-            progress.update(done, scalars, last_eval)
-            if done % cfg.checkpoint_interval == 0:
-                checkpoint()
+        with StopSignals(announce=main) as signals:
+            for _ in range(start, cfg.num_iterations):
+                if done == start + cfg.profile_warmup:
+                    capture.enter_context(ranges(CAPTURE))
+                t0 = time.perf_counter()
+                state, pending = trainer.iteration(state)
+                scalars = log(pending, t0)
+                if skipping >= cfg.max_skipped_iterations:
+                    raise Diverged(_diverged(done, skipping, ckpt_dir))
+                env_steps = done * cfg.steps_per_iteration
+                if main and (done % cfg.eval_interval == 0 or done == cfg.num_iterations):
+                    t_eval = time.perf_counter()
+                    with ranges("eval"):
+                        result = trainer.evaluate(state, cfg.seed, done)
+                    elapsed += time.perf_counter() - t_eval
+                    logger.log_eval(done, env_steps, result, elapsed)
+                    last_eval, last_line = result.mean, f"{result.mean:.1f} +- {result.stderr:.1f} (stderr)"
+                progress.update(done, scalars, last_eval)
+                if done % cfg.checkpoint_interval == 0:
+                    checkpoint(final=False)
+                # Every process asks every other (a collective when there are several), so all stop here.
+                if trainer.any_process(signals.received is not None):
+                    signum = signals.received or signal.SIGTERM
+                    checkpoint(final=True)  # again if periodic: every process takes the same branch
+                    message = (f"stopped by {signal.Signals(signum).name} after iteration {done}; checkpoint "
+                               f"saved. Continue with: {resume_hint}")
+                    if main:
+                        print(f"\n{message}", flush=True)
+                    raise Stopped(signum, message)
     except KeyboardInterrupt:
-        capture.close()
         progress.close()
         if trainer.processes > 1:
             # The processes may stand in different collectives: a checkpoint now could deadlock. The periodic
             # ones hold every rank's state at one iteration.
-            logger.close()
             if main:
-                saved = list_checkpoints(ckpt_dir)
                 print(f"\ninterrupted after iteration {done}; continue from the last checkpoint "
-                      f"({saved[-1].name if saved else 'none yet'}) with: "
-                      f"python -m reppo_fast.train --resume {run_dir} (launched as this run was)")
+                      f"({_last_checkpoint(ckpt_dir)}) with: {resume_hint} (launched as this run was)")
             raise
         if pending is not None:  # the state already holds that iteration: keep its metrics too
             log(pending, time.perf_counter())
-        checkpoint()
-        logger.close()
-        print(f"\ninterrupted after iteration {done}; checkpoint saved. Continue with: "
-              f"python -m reppo_fast.train --resume {run_dir}")
+        checkpoint(final=True)
+        print(f"\ninterrupted after iteration {done}; checkpoint saved. Continue with: {resume_hint}")
         raise
-    capture.close()
-    checkpoint()
-    progress.close()
-    logger.close()
+    finally:
+        capture.close()
+        progress.close()
+        logger.close()
+    checkpoint(final=True)
     if main:
         print(f"done: {done * cfg.steps_per_iteration:,} env steps in {elapsed:.0f} s; "
               f"final eval return {last_line}; run dir {run_dir}")
     return run_dir
+
+
+def _last_checkpoint(ckpt_dir: Path) -> str:
+    saved = list_checkpoints(ckpt_dir)
+    return saved[-1].name if saved else "none yet"
+
+
+def _diverged(done: int, skipping: int, ckpt_dir: Path) -> str:
+    """Diverged's message: which iterations, and the newest checkpoint from before them."""
+    first = done - skipping + 1
+    before = [p for p in list_checkpoints(ckpt_dir) if int(p.stem.split("_")[1]) < first]
+    good = f"{before[-1]}" if before else "none (it diverged before the first checkpoint)"
+    return (f"training diverged: every update step of iterations {first}-{done} had a non-finite loss, "
+            f"gradient or update and was skipped (update/skipped_steps in metrics.jsonl), so the networks "
+            f"are still those of iteration {first - 1}. The last good checkpoint is {good}; start a new run "
+            f"with a lower --lr or --max-grad-norm")
 
 
 class _Silent:

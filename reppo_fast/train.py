@@ -92,19 +92,25 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from reppo_fast.checkpoint import CheckpointFormatError
+    from reppo_fast.checkpoint import CheckpointDamagedError, CheckpointFormatError, CheckpointWriteError
     from reppo_fast.envs.names import UnknownEnvError, UnsupportedEnvError
     from reppo_fast.kernels import KernelUnavailableError
-    from reppo_fast.runner import RunDirError, run
+    from reppo_fast.preemption import Stopped
+    from reppo_fast.runner import Diverged, RunDirError, run
 
     argv = sys.argv[1:] if argv is None else argv
     try:
         cfg, resume = parse_args(argv)
         run(cfg, resume=resume)
     except (ConfigError, UnknownEnvError, UnsupportedEnvError, RunDirError, KernelUnavailableError,
-            CheckpointFormatError, NotImplementedError) as err:
+            CheckpointFormatError, CheckpointDamagedError, NotImplementedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (Diverged, CheckpointWriteError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except Stopped as stop:  # the runner has said where the checkpoint is and how to resume
+        return 128 + stop.signum
     except KeyboardInterrupt:
         return 130
     return 0

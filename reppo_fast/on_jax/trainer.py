@@ -162,6 +162,11 @@ class Trainer:
                 "matmul_precision": {"networks": self.cfg.matmul_precision,
                                      "physics": self.env.physics_precision}}
 
+    def any_process(self, flag: bool) -> bool:
+        if self.processes == 1:
+            return flag
+        return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
     @staticmethod
     def to_arrays(state: TrainState) -> dict[str, np.ndarray]:
         return state_to_arrays(state)

@@ -136,6 +136,9 @@ class Trainer:
         carry = RolloutCarry(env, norm_init(env.obs_size, device), torch.zeros(env.num_envs, device=device))
         return TrainState(actor, critic, actor_opt, critic_opt, carry, generator)
 
+    def any_process(self, flag: bool) -> bool:
+        return any(self.dp.all_objects(bool(flag)))
+
     def evaluate(self, state: TrainState, seed: int, iteration: int) -> EvalResult:
         """Deterministic eval on fresh envs; the seed depends only on (seed, iteration): resumable."""
         return eval_result(evaluate(lambda obs: self.algo.policy_mean(state.actor, obs), state.rollout.norm,

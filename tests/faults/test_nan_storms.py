@@ -31,7 +31,8 @@ FAULTS = ((0, "qpos", np.nan), (1, "qvel", np.inf), (2, "obs", np.nan), (3, "rew
 class FaultyToyJax:
     """ToyPointMass (single-env raw API) whose steps are corrupted at `rate`, chosen by a hash of the action
     and the observation (the raw API has no key); `huge` instead scales the observation by it (finite).
-    `injected` counts the corrupted steps on the host (a locked callback: jit may run callbacks in threads)."""
+    `injected` counts the corrupted steps on the host (a locked callback: jit may run callbacks on
+    several threads)."""
 
     def __init__(self, rate: float, huge: float | None = None):
         self.raw, self.rate, self.huge = ToyPointMass(), rate, huge
