@@ -278,6 +278,28 @@ def test_torchrun_two_ranks_write_once_and_resume_exactly_after_a_kill(tmp_path)
     assert meta["iteration"] == iterations + 4 and "env.obs" in arrays and "rank1.env.obs" not in arrays
 
 
+def test_torchrun_sigterm_stops_both_ranks_at_one_iteration_with_a_checkpoint(tmp_path):
+    """A preemption's SIGTERM reaches torchrun, which passes it on to the ranks: they agree on the iteration
+    to stop after, write one checkpoint holding both ranks' envs, and the run resumes to its end."""
+    iterations, steps = 40, 40 * 16 * 8
+    part = tmp_path / "sig"
+    proc = _torchrun([*TINY, "--checkpoint-interval", "1000", "--total-steps", str(steps), "--run-dir",
+                      str(part)])
+    deadline = time.time() + 600
+    while not (part / "metrics.jsonl").exists() or len((part / "metrics.jsonl").read_text().splitlines()) < 3:
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be signalled"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=600)
+    done = [r["iteration"] for r in _records(part / "metrics.jsonl")]
+    assert done == list(range(1, done[-1] + 1)) and done[-1] < iterations
+    assert out.count(f"stopped by SIGTERM after iteration {done[-1]}; checkpoint saved") == 1, out[-3000:]
+    arrays, meta = load_checkpoint(list_checkpoints(part / "checkpoints")[-1])
+    assert meta["iteration"] == done[-1] and "rank1.env.obs" in arrays
+    _finish(_torchrun(["--resume", str(part), "--no-progress"]))
+    assert [r["iteration"] for r in _records(part / "metrics.jsonl")] == list(range(1, iterations + 1))
+
+
 @pytest.mark.slow
 def test_cartpole_balance_learns_on_two_ranks_like_on_one(tmp_path):
     """The learning test's threshold (on_jax/test_learning.py: 900, seeds 0, 1, 2 in turn) on two torch
