@@ -273,3 +273,22 @@ def test_cartpole_balance_learns_on_two_devices_like_on_one(tmp_path):
         if max(tried[seed]) >= 900:
             return
     raise AssertionError(f"no seed reached an eval return of 900 on two devices: {tried}")
+
+
+def test_a_step_non_finite_on_one_device_is_skipped_on_both():
+    """Replicas stay equal: device 0's own step was finite, but device 1's loss was NaN, so both keep the old
+    state. Each device deciding alone (SINGLE) would split them: the check can fail."""
+    from reppo_fast.on_jax.common import keep_if_finite
+
+    def on_two(dp):
+        def local(old, new, bad):
+            carry, skipped = keep_if_finite(old, new, {"loss": jnp.where(bad[0], jnp.nan, 0.5)}, dp)
+            return carry[None], skipped[None]
+        return _on_two(local, (P(), P(), P(DATA_AXIS)), (P(DATA_AXIS), P(DATA_AXIS)))
+
+    old, new, bad = jnp.zeros(3), jnp.ones(3), jnp.array([False, True])
+    carry, skipped = on_two(DP)(old, new, bad)
+    np.testing.assert_array_equal(np.asarray(carry), np.zeros((2, 3)))
+    assert np.asarray(skipped).tolist() == [True, True]
+    carry, skipped = on_two(SINGLE)(old, new, bad)
+    assert np.asarray(skipped).tolist() == [False, True] and np.asarray(carry)[0].tolist() == [1.0, 1.0, 1.0]

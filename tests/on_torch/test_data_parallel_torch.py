@@ -25,6 +25,7 @@ from reppo_fast.config import Config
 from reppo_fast.kernels import bind
 from reppo_fast.on_torch.common import (
     NormState,
+    guarded_step,
     norm_init,
     norm_merge,
     norm_pool,
@@ -135,6 +136,21 @@ def _stats_case(rank, world, dp):
     return merged, (mean, std), (before, obs, adv)
 
 
+def _guard_case(rank, dp):
+    """A step whose loss is NaN on rank 1 alone: (parameter after, skipped) on this rank."""
+    param = torch.nn.Parameter(torch.zeros(3))
+    module = torch.nn.Module()
+    module.p = param
+
+    def step():
+        with torch.no_grad():
+            param.add_(1.0)
+        return {"loss": torch.tensor(float("nan") if rank == 1 else 0.5)}
+
+    metrics = guarded_step(step, [module], [], dp)
+    return param.detach().clone(), float(metrics["update/skipped"])
+
+
 def _worker(rank, world, init_file, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
@@ -143,6 +159,7 @@ def _worker(rank, world, init_file, out_dir):
                    (("reppo", _reppo_case), ("ppo", _ppo_case))}
         merged, moments, _ = _stats_case(rank, world, dp)
         results["stats"] = (tuple(merged), moments)
+        results["guard"] = _guard_case(rank, dp)
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -182,6 +199,16 @@ def test_normaliser_and_advantage_statistics_pooled_over_two_ranks(two_ranks):
             torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(got_mean.double(), adv.double().mean(), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(got_std.double(), adv.double().std(unbiased=False), rtol=1e-5, atol=1e-5)
+
+
+def test_a_step_non_finite_on_one_rank_is_skipped_on_both(two_ranks):
+    """Replicas stay equal: rank 0's own step was finite, but rank 1's was not, so both put it back. (One
+    rank alone would have kept it: the check can fail.)"""
+    for rank in range(2):
+        param, skipped = two_ranks[rank]["guard"]
+        assert skipped == 1.0 and torch.equal(param, torch.zeros(3)), rank
+    alone, skipped = _guard_case(0, SINGLE)
+    assert skipped == 0.0 and torch.equal(alone, torch.ones(3))
 
 
 def test_rank_seeds_are_distinct_across_ranks_and_nodes():
