@@ -49,7 +49,12 @@ def load_run_config(run_dir: Path) -> Config:
         raise RunDirError(f"--resume {run_dir}: no config.json there; pass the directory of an earlier run")
     if not list_checkpoints(Path(run_dir) / "checkpoints"):
         raise RunDirError(f"--resume {run_dir}: no checkpoint in {run_dir}/checkpoints to resume from")
-    return Config.from_json(path.read_text()).replace(run_dir=str(run_dir))
+    try:
+        saved = Config.from_json(path.read_text())
+    except json.JSONDecodeError as err:  # ConfigError (unknown fields, bad values) says it already
+        raise RunDirError(f"--resume {run_dir}: config.json is not valid JSON ({err}); restore it from the "
+                          "run's meta.json argv or a backup") from None
+    return saved.replace(run_dir=str(run_dir))
 
 
 class Built(NamedTuple):

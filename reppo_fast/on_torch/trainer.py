@@ -137,7 +137,9 @@ class Trainer:
         return TrainState(actor, critic, actor_opt, critic_opt, carry, generator)
 
     def any_process(self, flag: bool) -> bool:
-        return any(self.dp.all_objects(bool(flag)))
+        if self.dp.world_size == 1:
+            return flag
+        return bool(self.dp.sum(torch.tensor(float(flag), device=self.device)).item() > 0)
 
     def evaluate(self, state: TrainState, seed: int, iteration: int) -> EvalResult:
         """Deterministic eval on fresh envs; the seed depends only on (seed, iteration): resumable."""

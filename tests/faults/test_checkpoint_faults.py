@@ -105,3 +105,12 @@ def test_a_full_disk_at_the_final_checkpoint_is_one_line_naming_the_last_written
     assert "--resume" in err[0]
     files = sorted(p.name for p in (tmp_path / "final" / "checkpoints").iterdir())
     assert files == ["ckpt_00000002.npz", "ckpt_00000004.npz", "ckpt_00000006.npz"]
+
+
+def test_resume_with_a_damaged_config_is_one_line(tmp_path, capsys):
+    part = run(_cfg(tmp_path, "cfg", 2))
+    (part / "config.json").write_text('{"env": "ToyPointMass", "num_en')
+    capsys.readouterr()
+    assert main(["--resume", str(part)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.json is not valid JSON" in err[0], err
