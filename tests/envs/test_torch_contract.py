@@ -196,7 +196,9 @@ def test_make_torch_env_forwards_maniskill_and_imports_lazily(monkeypatch):
     fake = types.ModuleType("reppo_fast.envs.maniskill")
     fake.make_maniskill_env = lambda name, **kw: calls.append((name, kw)) or "env"
     monkeypatch.setitem(sys.modules, "reppo_fast.envs.maniskill", fake)
-    assert make_torch_env("PickCube", num_envs=2, device="cpu", episode_length=9, foo=1) == "env"
-    assert calls == [("PickCube-v1", {"num_envs": 2, "device": "cpu", "episode_length": 9, "foo": 1})]
+    env = make_torch_env("PickCube", num_envs=2, device="cpu", episode_length=9, obs_limit=1e3, foo=1)
+    assert env == "env"
+    assert calls == [("PickCube-v1", {"num_envs": 2, "device": "cpu", "episode_length": 9, "obs_limit": 1e3,
+                                      "foo": 1})]
     code = "import sys, reppo_fast.envs; assert not {'torch', 'jax'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
