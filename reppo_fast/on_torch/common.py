@@ -103,8 +103,9 @@ def _train_tensors(modules, optimizers) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def _all_finite(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """[] bool on the tensors' device (at least one tensor; integer ones, e.g. counts, are always finite)."""
     checks = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
-    return torch.stack(checks).all() if checks else torch.tensor(True)
+    return torch.stack(checks).all() if checks else torch.ones((), dtype=torch.bool, device=tensors[0].device)
 
 
 def guarded_step(step: Callable[[], dict], modules, optimizers, dp=SINGLE) -> dict:
@@ -116,7 +117,7 @@ def guarded_step(step: Callable[[], dict], modules, optimizers, dp=SINGLE) -> di
     before = {id(t): t.detach().clone() for t in _train_tensors(modules, optimizers)}
     metrics = step()
     after = _train_tensors(modules, optimizers)
-    finite = _all_finite([*after, *(torch.as_tensor(v) for v in metrics.values())])
+    finite = _all_finite([*after, *(v for v in metrics.values() if isinstance(v, torch.Tensor))])
     skipped = dp.sum((~finite).float()) > 0 if dp.world_size > 1 else ~finite
     with torch.no_grad():
         for t in after:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from reppo_fast.algorithm import SKIPPED_STEPS
 from reppo_fast.config import Config
 from reppo_fast.envs.contract_jax import EnvState, VecEnv
 from reppo_fast.envs.toy_common import ToyData, ToyState
@@ -423,8 +424,13 @@ def test_injected_nonfinite_action_grads_are_zeroed_and_counted():
     assert int(metrics["actor/nonfinite_action_grads"]) == 4
     assert _finite((actor, critic, actor_opt, critic_opt))
     assert _rel_err(actor, state.actor) > 1e-4  # it did train
+    # Without the sanitising every actor step's loss is NaN: the update guard skips them all, so the actor
+    # does not train at all (the critics, which do not read g, still do).
     g = losses.pre_tanh_grad(bad, data.z, cfg.action_clip).reshape(-1, 2)
-    assert not _finite(update(state, batch._replace(action_grad=g), jax.random.PRNGKey(4))[0])
+    unsanitised, *_, metrics = update(state, batch._replace(action_grad=g), jax.random.PRNGKey(4))
+    assert int(metrics[SKIPPED_STEPS]) == cfg.rpo.rpo_epochs * cfg.rpo.rpo_minibatches
+    pairs = zip(jax.tree.leaves(unsanitised), jax.tree.leaves(state.actor))
+    assert all(np.array_equal(a, b) for a, b in pairs)
 
 
 def test_physics_blowing_up_leaves_the_parameters_finite():
