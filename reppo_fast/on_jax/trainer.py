@@ -94,6 +94,8 @@ class Trainer:
         self.iteration = jax.jit(iteration if self.mesh is None else self._sharded(iteration))
         self._evaluate = jax.jit(self._at_networks_precision(lambda actor, norm, key: evaluate(
             lambda obs: algorithm.policy_mean(actor, obs), norm, eval_env, key, cfg)))
+        self._act = jax.jit(self._at_networks_precision(lambda actor, norm, obs: deterministic_action(
+            lambda o: algorithm.policy_mean(actor, o), norm, obs, cfg)))
 
     def _at_networks_precision(self, fn):
         """fn traced with the networks' matmuls at cfg.matmul_precision (the physics keeps its own)."""
@@ -190,10 +192,20 @@ class Trainer:
     def evaluate(self, state: TrainState, seed: int, iteration: int) -> EvalResult:
         """Deterministic eval on fresh envs; the key depends only on (seed, iteration): resumable. On a mesh
         it runs on one device of this process, with that device's copy of the (replicated) policy."""
+        return eval_result(self._evaluate(*self._policy_params(state), eval_key(seed, iteration)))
+
+    def policy(self, state: TrainState):
+        """The deterministic policy `evaluate` plays, as a host function: raw observations [N, O] -> actions
+        [N, A] (numpy float32), normalised with `state`'s statistics, frozen."""
+        actor, norm = self._policy_params(state)
+        return lambda obs: np.asarray(self._act(actor, norm, jnp.asarray(obs, jnp.float32)))
+
+    def _policy_params(self, state: TrainState):
+        """(actor, normaliser) on one device: on a mesh, this process's first copy of the replicated ones."""
         actor, norm = state.actor, state.rollout.norm
         if self.mesh is not None:
             actor, norm = jax.tree.map(lambda x: x.addressable_data(0), (actor, norm))
-        return eval_result(self._evaluate(actor, norm, eval_key(seed, iteration)))
+        return actor, norm
 
     # --- the jitted iteration -------------------------------------------------------------------------
 
@@ -285,13 +297,19 @@ class Trainer:
         return (*carry, metrics)
 
 
+def deterministic_action(policy_mean, norm, obs, cfg):
+    """The action evaluation plays on raw observations obs [N, O]: clip(tanh(mean)) of the policy's mean on
+    the normalised observation, with policy_mean(normalised obs [N, O]) -> pre-tanh mean [N, A]."""
+    mean = policy_mean(normalize(norm, obs, cfg.obs_norm))
+    return jnp.clip(jnp.tanh(mean), -cfg.action_clip, cfg.action_clip)
+
+
 def evaluate(policy_mean, norm, env, key, cfg):
     """Undiscounted return [N] of one full episode per fresh env, deterministic action tanh(mean), with
     policy_mean(normalised obs [N, O]) -> pre-tanh mean [N, A]; normalisation statistics frozen."""
     def step(c, _):
         env_state, ret, alive = c
-        mean = policy_mean(normalize(norm, env_state.obs, cfg.obs_norm))
-        env_state, out = env.step(env_state, jnp.clip(jnp.tanh(mean), -cfg.action_clip, cfg.action_clip))
+        env_state, out = env.step(env_state, deterministic_action(policy_mean, norm, env_state.obs, cfg))
         ret = ret + jnp.where(alive, out.reward, 0.0)
         return (env_state, ret, alive & ~(out.terminated | out.truncated)), None
 

@@ -146,6 +146,17 @@ class Trainer:
         return eval_result(evaluate(lambda obs: self.algo.policy_mean(state.actor, obs), state.rollout.norm,
                                     self.eval_env, eval_seed(seed, iteration), self.cfg).cpu().numpy())
 
+    def policy(self, state: TrainState):
+        """The deterministic policy `evaluate` plays, as a host function: raw observations [N, O] -> actions
+        [N, A] (numpy float32), normalised with `state`'s statistics, frozen."""
+        @torch.no_grad()
+        def act(obs) -> np.ndarray:
+            # A copy: torch refuses to share the read-only arrays JAX hands out.
+            obs = torch.tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+            return deterministic_action(lambda o: self.algo.policy_mean(state.actor, o), state.rollout.norm,
+                                        obs, self.cfg).cpu().numpy()
+        return act
+
     def to_arrays(self, state: TrainState) -> dict[str, np.ndarray]:
         """The checkpoint's arrays. On W > 1 ranks (every rank must call it: a gather) each rank's rollout
         state (envs, episode returns, generator) is stored under `rank<r>.`, on rank 0; the others get {}."""
@@ -272,6 +283,13 @@ class Trainer:
                             (state.actor, state.critic), (state.actor_opt, state.critic_opt), self.dp)
 
 
+def deterministic_action(policy_mean, norm: NormState, obs: torch.Tensor, cfg) -> torch.Tensor:
+    """The action evaluation plays on raw observations obs [N, O]: clip(tanh(mean)) of the policy's mean on
+    the normalised observation, with policy_mean(normalised obs [N, O]) -> pre-tanh mean [N, A]."""
+    mean = policy_mean(normalize(norm, obs, cfg.obs_norm))
+    return torch.tanh(mean).clamp(-cfg.action_clip, cfg.action_clip)
+
+
 @torch.no_grad()
 def evaluate(policy_mean, norm: NormState, env, seed: int, cfg) -> torch.Tensor:
     """Undiscounted return [N] of one full episode per fresh env, deterministic action tanh(mean), with
@@ -280,8 +298,7 @@ def evaluate(policy_mean, norm: NormState, env, seed: int, cfg) -> torch.Tensor:
     ret = torch.zeros(env.num_envs, device=env.device)
     alive = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
     for _ in range(env.max_episode_steps):
-        mean = policy_mean(normalize(norm, obs, cfg.obs_norm))
-        out = env.step(torch.tanh(mean).clamp(-cfg.action_clip, cfg.action_clip))
+        out = env.step(deterministic_action(policy_mean, norm, obs, cfg))
         ret += torch.where(alive, out.reward, 0.0)
         alive &= ~(out.terminated | out.truncated)
         obs = out.obs
