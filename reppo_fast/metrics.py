@@ -1,4 +1,5 @@
-"""Run metrics: JSONL (metrics.jsonl, eval.jsonl) and TensorBoard events in the run directory."""
+"""Run metrics: JSONL (metrics.jsonl, eval.jsonl) and TensorBoard events in the run directory, mirrored to
+an optional tracker (reppo_fast.tracking: Weights & Biases)."""
 
 from __future__ import annotations
 
@@ -52,11 +53,15 @@ def _event_file_suffix(tb_dir: Path) -> str:
 
 
 class MetricsLogger:
-    """Appends one JSON object per iteration (and per evaluation) and mirrors scalars to TensorBoard."""
+    """Appends one JSON object per iteration (and per evaluation) and mirrors scalars to TensorBoard and to
+    the tracker, if any."""
 
-    def __init__(self, run_dir: Path, resume: tuple[int, int] | None = None, tensorboard: bool = True):
-        """resume: (iteration, env_steps) of the checkpoint a resumed run continues from."""
+    def __init__(self, run_dir: Path, resume: tuple[int, int] | None = None, tensorboard: bool = True,
+                 tracker=None):
+        """resume: (iteration, env_steps) of the checkpoint a resumed run continues from. tracker: a
+        reppo_fast.tracking.WandbTracker (or any object with its methods), closed with this logger."""
         self.run_dir = Path(run_dir)
+        self._tracker = tracker
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.eval_path = self.run_dir / "eval.jsonl"
         tb_dir = self.run_dir / "tb"
@@ -90,6 +95,8 @@ class MetricsLogger:
         if self._tb is not None:
             for name, value in scalars.items():
                 self._tb.add_scalar(name, value, env_steps)
+        if self._tracker is not None:
+            self._tracker.log(iteration, env_steps, scalars)
 
     def log_eval(self, iteration: int, env_steps: int, result: EvalResult, wall_time: float) -> None:
         """The mean return and its standard error (eval/return, eval/return_stderr)."""
@@ -99,8 +106,21 @@ class MetricsLogger:
         if self._tb is not None:
             self._tb.add_scalar("eval/return", result.mean, env_steps)
             self._tb.add_scalar("eval/return_stderr", result.stderr, env_steps)
+        if self._tracker is not None:
+            self._tracker.log_eval(iteration, env_steps, result.mean, result.stderr)
 
-    def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+    def log_video(self, path: Path, env_steps: int) -> None:
+        """An eval video already written (RUN_DIR/videos/): only the tracker has something to do with it."""
+        if self._tracker is not None:
+            self._tracker.log_video(path, env_steps)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """error: what ends the run, if it did not finish (the tracker records it as stopped or failed)."""
+        try:
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
+        finally:
+            if self._tracker is not None:
+                tracker, self._tracker = self._tracker, None
+                tracker.close(error)

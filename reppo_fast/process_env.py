@@ -7,6 +7,7 @@ thing in an entry point or a conftest. It imports torch (to ask whether CUDA is 
 harmless: torch does not read these variables. Importing this module does nothing.
 """
 
+import ctypes.util
 import os
 import warnings
 
@@ -38,6 +39,30 @@ def configure(*, triton_interpreter_without_cuda: bool) -> None:
     if triton_interpreter_without_cuda and not _torch_cuda():
         os.environ.setdefault("TRITON_INTERPRET", "1")
     quiet_known_warnings()
+
+
+# Headless MuJoCo GL backends (MUJOCO_GL): the library each loads and the Debian package that ships it.
+GL_LIBRARIES = {"egl": ("EGL", "libegl1"), "osmesa": ("OSMesa", "libosmesa6")}
+
+
+def configure_gl() -> str | None:
+    """MUJOCO_GL for headless MuJoCo rendering (videos): `egl` where torch sees a CUDA GPU, `osmesa` (software
+    rendering) otherwise; a MUJOCO_GL the user set is kept. Returns the backend in force, or None.
+
+    mujoco picks its GL backend when it is first imported, so call this before that (first thing in an entry
+    point). Where the backend's library is missing nothing is set, so that importing mujoco stays exactly as
+    without this call (training never renders); a video then says which package to install.
+    PYOPENGL_PLATFORM, which PyOpenGL reads at its import, follows the backend unless the user set it.
+    """
+    backend = os.environ.get("MUJOCO_GL")
+    if not backend:
+        backend = "egl" if _torch_cuda() else "osmesa"
+        if ctypes.util.find_library(GL_LIBRARIES[backend][0]) is None:
+            return None
+        os.environ["MUJOCO_GL"] = backend
+    if backend in GL_LIBRARIES:
+        os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+    return backend
 
 
 def quiet_known_warnings() -> None:

@@ -1,7 +1,8 @@
 """The host loop shared by every framework path: iterations, evaluation, logging, checkpoints, resume.
 
 It talks to a framework's trainer through the `reppo_fast.algorithm.Trainer` protocol: `init_state`,
-`iteration`, `evaluate`, `describe` and the checkpoint codec `to_arrays` / `from_arrays`.
+`iteration`, `evaluate`, `policy` (eval videos), `describe` and the checkpoint codec `to_arrays` /
+`from_arrays`.
 
 Data parallel (README, Many GPUs): a JAX run trains on every local device (`--devices`), over several hosts
 with `--multi-host`; a torch run is one process per device under torchrun. Either way the main process
@@ -21,13 +22,19 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from reppo_fast import compile_cache, tracking
 from reppo_fast.algorithm import APPLIED_STEPS, SKIPPED_STEPS, Algorithm, Trainer
 from reppo_fast.checkpoint import CheckpointWriteError, list_checkpoints, load_newest_valid, save_checkpoint
 from reppo_fast.config import Config, ConfigError, validate_world_size
+from reppo_fast.envs.names import resolve_env
 from reppo_fast.metrics import MetricsLogger
 from reppo_fast.preemption import Stopped, StopSignals
 from reppo_fast.profiling import CAPTURE, Ranges
 from reppo_fast.progress import Progress
+from reppo_fast.summary import summary_text
+
+# What loads each suite's envs, for the line said before they load.
+SUITE_SIMULATORS = {"dmc": "mujoco_playground", "toy": "analytic toy env", "maniskill": "ManiSkill3"}
 
 
 class RunDirError(ValueError):
@@ -73,6 +80,10 @@ def _build(cfg: Config) -> Built:
 
         dp = from_launcher()  # before JAX starts: it may restrict the GPUs JAX sees
         validate_world_size(cfg, dp.world_size, "torchrun --nproc_per_node")
+    suite = resolve_env(cfg.env).suite
+    # Before anything compiles. JAX runs the physics of every suite but ManiSkill's, on either framework.
+    compile_cache.configure(cfg.compile_cache, cfg.compile_cache_dir, torch=cfg.framework == "torch",
+                            jax=cfg.framework == "jax" or suite != "maniskill")
     from reppo_fast.kernels import bind
 
     kernels = bind(cfg.framework, cfg.kernels, cfg.kernel_overrides)
@@ -92,6 +103,7 @@ def _build(cfg: Config) -> Built:
 
         device = torch.device("cuda", dp.local_rank) if torch.cuda.is_available() else torch.device("cpu")
         num_envs = cfg.num_envs // dp.world_size  # this rank's
+        _loading(cfg.env, suite, dp.is_main)
         if cfg.algo == "rpo":
             from reppo_fast.envs.playground_torch import PlaygroundTorchEnv
 
@@ -120,10 +132,18 @@ def _build(cfg: Config) -> Built:
         initialize_multi_host()
     mesh = training_mesh(cfg.devices)
     validate_world_size(cfg, mesh.size, "--devices")
+    _loading(cfg.env, suite, jax.process_index() == 0)
     env, eval_env = _jax_envs(cfg, cfg.num_envs // mesh.size)
     cfg = _resolve_gamma(cfg, env)
     trainer: Trainer = JaxTrainer(cfg, env, eval_env, kernels, algorithm(cfg.framework, cfg.algo), mesh)
     return Built(cfg, trainer, kernels, env, ranges, jax.process_index() == 0)
+
+
+def _loading(env: str, suite: str, main: bool) -> None:
+    """Say what the next seconds go to (importing the simulator, loading the model), before the first of
+    them."""
+    if main:
+        print(f"loading {env} ({SUITE_SIMULATORS[suite]}) ...", flush=True)
 
 
 def _jax_envs(cfg: Config, num_envs: int):
@@ -182,15 +202,15 @@ def _metadata(cfg: Config, trainer: Trainer, kernels, env) -> dict:
 
 
 def _start(cfg: Config, run_dir: Path, trainer: Trainer, kernels, env, resume: bool, main: bool):
-    """A fresh state with the run directory written (by the main process), or the newest checkpoint's (every
-    process reads it). Returns (state, iterations done, elapsed seconds, last eval return)."""
-    state = trainer.init_state(cfg.seed)
+    """A fresh run with the run directory written (by the main process), or the newest checkpoint (every
+    process reads it). Returns (its arrays or None, iterations done, elapsed seconds, last eval return); the
+    state is made afterwards (`_initial_state`), under the progress bar, as it may compile for a while."""
     if not resume:
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.json").write_text(cfg.to_json())
             (run_dir / "meta.json").write_text(json.dumps(_metadata(cfg, trainer, kernels, env), indent=2))
-        return state, 0, 0.0, None
+        return None, 0, 0.0, None
     path, arrays, meta, skipped = load_newest_valid(run_dir / "checkpoints")
     start = meta["iteration"]
     if main:
@@ -200,7 +220,15 @@ def _start(cfg: Config, run_dir: Path, trainer: Trainer, kernels, env, resume: b
             print(f"skipping damaged checkpoint {bad.name} ({reason}); kept as {bad.name}.damaged")
         print(f"resuming {run_dir} at iteration {start} ({start * cfg.steps_per_iteration:,} env steps) "
               f"from {path.name}")
-    return trainer.from_arrays(state, arrays), start, meta["elapsed"], meta["last_eval"]
+    return arrays, start, meta["elapsed"], meta["last_eval"]
+
+
+def _initial_state(trainer: Trainer, seed: int, arrays: dict | None, progress: Progress):
+    """A fresh state, or the checkpoint's `arrays` in one. The first env reset and network initialisation
+    compile (on JAX, hundreds of small executables: tens of seconds on a CPU): the bar says so meanwhile."""
+    with progress.waiting("initialising the networks and envs"):
+        state = trainer.init_state(seed)
+        return state if arrays is None else trainer.from_arrays(state, arrays)
 
 
 def run(cfg: Config, resume: bool = False) -> Path:
@@ -215,14 +243,20 @@ def run(cfg: Config, resume: bool = False) -> Path:
     if not resume and list_checkpoints(ckpt_dir):
         raise RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                           "or choose another --run-dir")
+    tracking.check(cfg)  # a missing wandb or login says so before the envs compile
     cfg, trainer, kernels, env, ranges, main = _build(cfg)
-    state, start, elapsed, last_eval = _start(cfg, run_dir, trainer, kernels, env, resume, main)
+    arrays, start, elapsed, last_eval = _start(cfg, run_dir, trainer, kernels, env, resume, main)
     if main:
-        print(f"run dir: {run_dir}  kernels: {dict(kernels.bound)}")
-    logger = (MetricsLogger(run_dir, resume=(start, start * cfg.steps_per_iteration) if resume else None)
-              if main else _Silent())
+        print(f"run dir: {run_dir}  kernels: {dict(kernels.bound)}", flush=True)
     progress = Progress(cfg if main else cfg.replace(progress=False), start, last_eval)
-    last_line = f"{last_eval}"
+    try:  # the bar is up: it closes on every way out, from here on too
+        state = _initial_state(trainer, cfg.seed, arrays, progress)
+        logger = (MetricsLogger(run_dir, resume=(start, start * cfg.steps_per_iteration) if resume else None,
+                                tracker=tracking.start(cfg, run_dir, resume))
+                  if main else _Silent())
+    except BaseException:
+        progress.close()
+        raise
     done = start
     resume_hint = f"python -m reppo_fast.train --resume {run_dir}"
 
@@ -260,25 +294,36 @@ def run(cfg: Config, resume: bool = False) -> Path:
         skipping = skipping + 1 if all_skipped else 0
         return scalars
 
+    compiled = trainer.describe().get("compiled", True)  # JAX always compiles; torch per --compile
+    first_call = "compiling the iteration (first call)" if compiled else "first iteration"
     capture = contextlib.ExitStack()  # holds the `capture` range open from the end of warm-up to the end
+    videos = None  # the main process's eval videos (cfg.video_interval)
     try:
+        if main and cfg.video_interval is not None:
+            from reppo_fast.video.recorder import TrainingVideos
+
+            videos = TrainingVideos(cfg, run_dir, start * cfg.steps_per_iteration if resume else None)
         with StopSignals(announce=main) as signals:
             for _ in range(start, cfg.num_iterations):
                 if done == start + cfg.profile_warmup:
                     capture.enter_context(ranges(CAPTURE))
                 t0 = time.perf_counter()
-                state, pending = trainer.iteration(state)
-                scalars = log(pending, t0)
+                # The first call compiles (JAX; torch with compile on): minutes for a large env on a CPU.
+                with progress.waiting(first_call) if done == start else contextlib.nullcontext():
+                    state, pending = trainer.iteration(state)
+                    scalars = log(pending, t0)
                 if skipping >= cfg.max_skipped_iterations:
                     raise Diverged(_diverged(done, skipping, ckpt_dir))
                 env_steps = done * cfg.steps_per_iteration
                 if main and (done % cfg.eval_interval == 0 or done == cfg.num_iterations):
                     t_eval = time.perf_counter()
-                    with ranges("eval"):
+                    with ranges("eval"), progress.waiting("evaluating"):
                         result = trainer.evaluate(state, cfg.seed, done)
                     elapsed += time.perf_counter() - t_eval
                     logger.log_eval(done, env_steps, result, elapsed)
-                    last_eval, last_line = result.mean, f"{result.mean:.1f} +- {result.stderr:.1f} (stderr)"
+                    last_eval = result.mean
+                    if videos is not None and videos.due(done):  # not timed: videos are no part of training
+                        logger.log_video(videos.record(trainer.policy(state), done, env_steps), env_steps)
                 progress.update(done, scalars, last_eval)
                 if done % cfg.checkpoint_interval == 0:
                     checkpoint(final=False)
@@ -308,11 +353,12 @@ def run(cfg: Config, resume: bool = False) -> Path:
     finally:
         capture.close()
         progress.close()
-        logger.close()
+        if videos is not None:
+            videos.close()
+        logger.close(error=sys.exc_info()[1])  # the exception ending the run, if one does
     checkpoint(final=True)
     if main:
-        print(f"done: {done * cfg.steps_per_iteration:,} env steps in {elapsed:.0f} s; "
-              f"final eval return {last_line}; run dir {run_dir}")
+        print(summary_text(run_dir), flush=True)
     return run_dir
 
 
@@ -341,5 +387,8 @@ class _Silent:
     def log_eval(self, *args) -> None:
         pass
 
-    def close(self) -> None:
+    def log_video(self, *args) -> None:
+        pass
+
+    def close(self, error: BaseException | None = None) -> None:
         pass

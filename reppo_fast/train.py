@@ -13,11 +13,13 @@ import sys
 
 import tyro
 
-from reppo_fast.config import RENAMED_FIELDS, Config, ConfigError, preset_config, validate
+from reppo_fast import process_env
+from reppo_fast.config import RENAMED_FIELDS, SUITE_PRESET, Config, ConfigError, preset_config, validate
 
 # Fields a resumed run may change: they do not alter what has been computed so far.
 RESUMABLE_FIELDS = {"total_steps", "progress", "eval_interval", "checkpoint_interval", "run_dir", "profile",
-                    "profile_warmup", "devices", "multi_host", "max_skipped_iterations"}
+                    "profile_warmup", "devices", "multi_host", "max_skipped_iterations", "wandb_project",
+                    "wandb_entity", "wandb_mode", "video_interval", "compile_cache", "compile_cache_dir"}
 
 
 def _preparse(argv: list[str]) -> argparse.Namespace:
@@ -26,6 +28,8 @@ def _preparse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--env", default=Config.env)
     parser.add_argument("--preset", default="auto")
     parser.add_argument("--algo", default=Config.algo)
+    parser.add_argument("--framework", default=None)
+    parser.add_argument("--multi-host", action=argparse.BooleanOptionalAction, default=Config.multi_host)
     known, _ = parser.parse_known_args(argv)
     return known
 
@@ -55,6 +59,23 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _jax_accelerator() -> bool:
+    """JAX's default backend is not the CPU (a GPU, or a TPU). This starts JAX's backends, which a JAX run
+    does next anyway."""
+    import jax
+
+    return jax.default_backend() != "cpu"
+
+
+def _gpu(framework: str, multi_host: bool) -> bool:
+    """Whether the run's framework sees a GPU, for `--preset auto`: torch's CUDA for the torch path (no JAX
+    backend is started for it), JAX's default backend for the JAX path. A multi-host JAX run must not start
+    a backend before jax.distributed.initialize, and runs over several hosts are GPU runs: True."""
+    if framework == "torch":
+        return _cuda_available()
+    return multi_host or _jax_accelerator()
+
+
 def parse_args(argv: list[str]) -> tuple[Config, bool]:
     """Config from the command line; True when resuming. Raises ConfigError-like errors on bad input."""
     from reppo_fast.envs.names import describe_names, resolve_env
@@ -77,15 +98,19 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
         validate(cfg)
         return cfg, True
     resolved = resolve_env(pre.env)
-    # Only ManiSkill's presets depend on the machine; probing CUDA imports torch, so only then.
-    cuda = _cuda_available() if resolved.suite == "maniskill" else None
-    base = preset_config(pre.preset, resolved.suite, pre.algo, cuda=cuda, env=resolved.name)
+    # Only `auto` depends on the machine: probe it (which imports torch or starts JAX) only then.
+    framework = pre.framework or ("torch" if resolved.suite == "maniskill" else Config.framework)
+    gpu = _gpu(framework, pre.multi_host) if pre.preset == "auto" else None
+    base = preset_config(pre.preset, resolved.suite, pre.algo, gpu=gpu, env=resolved.name)
     cfg = _cli(base, argv, desc)
     # --preset names the preset as asked ("auto"); the config records the one resolved ("dmc").
     cfg = cfg.replace(env=resolve_env(cfg.env).name, preset=base.preset)
     if resolved.alias is not None:
         print(f"env: {resolved.alias} -> {resolved.name}")
-    if cfg.preset != pre.preset:
+    if gpu is False and cfg.preset != SUITE_PRESET[resolved.suite]:
+        print(f"no GPU found: using the {cfg.preset} preset; --preset {SUITE_PRESET[resolved.suite]} for the "
+              "paper's setting")
+    elif cfg.preset != pre.preset:
         print(f"preset: {pre.preset} -> {cfg.preset}")
     validate(cfg)
     return cfg, False
@@ -97,13 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     from reppo_fast.kernels import KernelUnavailableError
     from reppo_fast.preemption import Stopped
     from reppo_fast.runner import Diverged, RunDirError, run
+    from reppo_fast.video import VideoError
 
     argv = sys.argv[1:] if argv is None else argv
+    # Before anything imports mujoco (PPO's presets read playground's): --video-interval renders headless.
+    process_env.configure_gl()
     try:
         cfg, resume = parse_args(argv)
         run(cfg, resume=resume)
     except (ConfigError, UnknownEnvError, UnsupportedEnvError, RunDirError, KernelUnavailableError,
-            CheckpointFormatError, CheckpointDamagedError, NotImplementedError) as err:
+            CheckpointFormatError, CheckpointDamagedError, NotImplementedError, VideoError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (Diverged, CheckpointWriteError) as err:

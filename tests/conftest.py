@@ -5,15 +5,24 @@ Under pytest-xdist (the README's `-n 2`) each worker gets its share of the cores
 threads spin while they wait. On 2 cores, an iteration of the torch `cpu` preset took 0.87 s with torch's
 default 2 threads next to one busy core and 0.34 s with 1 thread, and in a CI run with both workers at
 default threads the torch learning test took 4.7 s an iteration (2 s with this share). OMP_NUM_THREADS
-carries the share to the processes tests start (torchrun ranks, spawned workers)."""
+carries the share to the processes tests start (torchrun ranks, spawned workers).
 
+The runs tests start keep their compile caches (reppo_fast.compile_cache) under XDG_CACHE_HOME: it points
+at a directory of this test process, removed at its end, so tests never write into the user's ~/.cache and
+every session starts cold, as CI does. The processes tests start inherit it."""
+
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 from reppo_fast import process_env
 
 process_env.configure(triton_interpreter_without_cuda=True)
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="reppo_fast-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 
 def _share_the_cores_between_workers() -> None:

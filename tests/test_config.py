@@ -48,7 +48,7 @@ def test_presets_apply_and_cli_overrides_win(capsys):
     assert cfg.num_steps == PRESETS["cpu", "reppo"]["num_steps"]  # preset over default
     assert (cfg.algo, cfg.preset) == ("reppo", "cpu")
     assert preset_config("maniskill", "maniskill").reppo.v_min == -15.0
-    assert preset_config("auto", "dmc") == Config().replace(preset="dmc")
+    assert preset_config("auto", "dmc", gpu=True) == Config().replace(preset="dmc")
 
 
 def test_group_fields_are_flat_flags():
@@ -61,14 +61,14 @@ def test_group_fields_are_flat_flags():
 
 
 def test_maniskill_defaults_to_torch_and_a_cpu_preset_without_cuda(monkeypatch):
-    cfg = preset_config("auto", "maniskill", env="PickCube-v1", cuda=False)
+    cfg = preset_config("auto", "maniskill", env="PickCube-v1", gpu=False)
     assert (cfg.preset, cfg.framework, cfg.gamma, cfg.reppo.v_min, cfg.reppo.v_max) == \
         ("maniskill_cpu", "torch", None, -15, 15)
     assert cfg.num_envs <= 16  # one process per env on CPU
     assert preset_config("cpu", "maniskill").preset == "maniskill_cpu"
-    assert preset_config("auto", "maniskill", cuda=True).num_envs == Config().num_envs
+    assert preset_config("auto", "maniskill", gpu=True).num_envs == Config().num_envs
     validate(cfg)
-    with pytest.raises(ConfigError, match="pass cuda=True or False"):
+    with pytest.raises(ConfigError, match="pass gpu=True or False"):
         preset_config("auto", "maniskill")
     # The command line probes the machine, and only for ManiSkill.
     monkeypatch.setattr(train, "_cuda_available", lambda: False)
@@ -208,7 +208,8 @@ def test_rpo_presets_carry_the_spec_defaults(preset, num_envs):
         (2, 0.2, "state_independent", -1.0)
     assert (r.rpo_grad_clip, r.rpo_remat, r.rpo_float64, r.rpo_single_solver_iteration) == \
         (1.0, True, False, False)
-    assert preset_config("auto", "dmc", "rpo") == preset_config("dmc", "dmc", "rpo")
+    assert preset_config("auto", "dmc", "rpo", gpu=True) == preset_config("dmc", "dmc", "rpo")
+    assert preset_config("auto", "dmc", "rpo", gpu=False) == preset_config("cpu", "dmc", "rpo")
 
 
 def test_rpo_fields_are_flat_flags():

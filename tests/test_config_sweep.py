@@ -39,6 +39,7 @@ EXPECTED = {
     "eval_interval": POSITIVE_INT,
     "num_eval_envs": POSITIVE_INT,
     "checkpoint_interval": POSITIVE_INT,
+    "video_interval": ints(1, optional=True),
     "profile_warmup": ints(0),
     "action_repeat": POSITIVE_INT,
     "episode_length": ints(1, optional=True),
@@ -267,6 +268,6 @@ def test_every_preset_validates(preset, algo):
     the ToyPointMass configs the command-line tests start from."""
     suite, envs = PRESET_ENVS[preset]
     for env in envs if (preset, algo) == ("dmc", "ppo") else envs[:1]:
-        validate(preset_config(preset, suite, algo, cuda=True, env=env))
+        validate(preset_config(preset, suite, algo, gpu=True, env=env))
     if preset == "cpu":
         validate(preset_config(preset, "toy", algo, env="ToyPointMass"))

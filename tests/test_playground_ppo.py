@@ -43,7 +43,7 @@ def test_the_ppo_preset_holds_playgrounds_base_values():
 def test_preset_config_applies_them_below_explicit_fields():
     assert preset_config("dmc", "dmc", "ppo", env="BallInCup").gamma == 0.95
     assert preset_config("dmc", "dmc", "ppo", env="BallInCup", gamma=0.9).gamma == 0.9
-    pendulum = preset_config("auto", "dmc", "ppo", env="Pendulum")  # aliases resolve
+    pendulum = preset_config("auto", "dmc", "ppo", gpu=True, env="Pendulum")  # aliases resolve
     assert (pendulum.action_repeat, pendulum.num_epochs, pendulum.gamma) == (4, 4, 0.995)
     assert preset_config("dmc", "dmc", "ppo", env="PendulumSwingup", action_repeat=1).action_repeat == 1
     assert preset_config("dmc", "dmc", "ppo", env="CartpoleSwingup") == Config().replace(

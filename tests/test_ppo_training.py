@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from reppo_fast import train
 from reppo_fast.config import Config, ConfigError, preset_config, validate
 from reppo_fast.runner import run
 from reppo_fast.train import main, parse_args
@@ -47,7 +48,8 @@ def test_ppo_resume_reproduces_an_uninterrupted_run(tmp_path, framework, policy_
     assert saved["ppo"]["policy_std"] == policy_std
 
 
-def test_algo_ppo_takes_the_brax_dmc_preset():
+def test_algo_ppo_takes_the_brax_dmc_preset(monkeypatch):
+    monkeypatch.setattr(train, "_jax_accelerator", lambda: True)  # `auto` on a GPU: the paper's setting
     cfg, _ = parse_args(["--env", "CartpoleBalance", "--algo", "ppo"])
     # mujoco_playground's brax_ppo_config for DM Control, Brax's make_ppo_networks defaults.
     assert (cfg.algo, cfg.preset, cfg.num_envs, cfg.num_epochs, cfg.num_minibatches, cfg.lr, cfg.gamma) == \

@@ -79,6 +79,19 @@ class NonEmptyPath:
 
 
 @dataclass(frozen=True)
+class NonEmptyName:
+    """A non-empty name, or None meaning `unset` (an empty one would leave the choice to the service, not
+    to the command line)."""
+
+    unset: str
+
+    def refusal(self, name: str, value: object) -> str | None:
+        if value is None or (isinstance(value, str) and value.strip()):
+            return None
+        return f"{name} must be a non-empty name (or None: {self.unset}), got {value!r}"
+
+
+@dataclass(frozen=True)
 class Free:
     """No per-field rule here; `why` says what checks the field instead."""
 
@@ -103,7 +116,7 @@ _CHOICE = Free("a Literal: validate's _choices() names the allowed values")
 _FLAG = Free("a bool: the command line takes True/False")
 
 # Flat field name -> its rule, in Config.flat() order. Bounds shared by several fields are the ones above.
-RULES: dict[str, Range | NonEmptyPath | Free] = {
+RULES: dict[str, Range | NonEmptyPath | NonEmptyName | Free] = {
     # --- run
     "env": Free("parse_args resolves it (resolve_env), refusing unknown names with the closest ones"),
     "algo": _CHOICE,
@@ -119,6 +132,7 @@ RULES: dict[str, Range | NonEmptyPath | Free] = {
     "eval_interval": _positive_int(),
     "num_eval_envs": _positive_int(),
     "checkpoint_interval": _positive_int(),
+    "video_interval": _positive_int(unset="no videos"),
     "progress": _FLAG,
     "profile": _FLAG,
     "profile_warmup": Range(0, low_open=False, integer=True),
@@ -126,9 +140,16 @@ RULES: dict[str, Range | NonEmptyPath | Free] = {
     "action_repeat": _positive_int(),
     "bootstrap_terminations": _FLAG,
     "episode_length": _positive_int(unset="the env's own"),
+    # --- tracking
+    "wandb_project": NonEmptyName("no tracking"),
+    "wandb_entity": NonEmptyName("the W&B account's default"),
+    "wandb_mode": _CHOICE,
     # --- faults
     "obs_limit": Range(0.0, inf_means="only non-finite values count as blown up"),
     "max_skipped_iterations": _positive_int(),
+    # --- start-up
+    "compile_cache": _FLAG,
+    "compile_cache_dir": NonEmptyPath("$XDG_CACHE_HOME/reppo_fast or ~/.cache/reppo_fast"),
     # --- devices
     "devices": _positive_int(unset="every local device"),
     "multi_host": _FLAG,

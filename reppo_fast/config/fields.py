@@ -164,9 +164,10 @@ class Config:
     """Algorithm: `reppo`, `ppo` (the paper's baseline) or `rpo` (experimental: backpropagates through the
     MJX physics; JAX path and DM Control tasks)."""
     preset: PresetName = "auto"
-    """Hyper-parameter preset of --algo: `auto` picks by the env's suite (`dmc`; ManiSkill: `maniskill`,
-    or `maniskill_cpu` without CUDA); `cpu` is small and quick for CPU runs. PPO has `dmc`
-    (mujoco_playground's Brax-PPO DM Control setting) and `cpu`."""
+    """Hyper-parameter preset of --algo: `auto` picks by the env's suite and the machine (on a GPU `dmc`,
+    or `maniskill` for ManiSkill; without one, for the run's framework, the suite's CPU preset: `cpu`, or
+    `maniskill_cpu`); `cpu` is small and quick for CPU runs. PPO has `dmc` (mujoco_playground's Brax-PPO
+    DM Control setting) and `cpu`."""
     framework: Framework = "jax"
     """Framework path: `jax` (whole iteration jitted) or `torch` (torch.compile + CUDA graphs)."""
     kernels: Backend = "auto"
@@ -186,6 +187,10 @@ class Config:
     standard error std / sqrt(num_eval_envs), so this sets the evaluation's noise (the authors use 1024)."""
     checkpoint_interval: int = 50
     """Write a checkpoint every this many iterations (a final one is always written)."""
+    video_interval: int | None = None
+    """Record one episode of the deterministic policy every this many evaluations (and at the last one) to
+    RUN_DIR/videos/iter_<iteration>.mp4 and to TensorBoard (None: no videos). Needs a headless GL library
+    (README, Videos) and `pip install 'reppo_fast[video]'`."""
     progress: bool = True
     """Show a progress bar (env steps, steps/s, last eval return, ETA)."""
     profile: bool = False
@@ -209,6 +214,17 @@ class Config:
     true next observation, so a shorter one leaves the discounted objective unchanged but restarts
     episodes more often. Evaluation always plays the env's full episodes."""
 
+    # --- tracking (README, Experiment tracking) -------------------------------------------------------
+    wandb_project: str | None = None
+    """Weights & Biases project to log to: the scalars of metrics.jsonl and eval.jsonl at env steps, the
+    config and the eval videos (None: no tracking, and wandb is never imported). Needs
+    `pip install 'reppo_fast[wandb]'`."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team) owning the project (None: the logged-in account's default)."""
+    wandb_mode: Literal["online", "offline", "disabled"] = "online"
+    """W&B mode with a project set: `online` (needs `wandb login` or WANDB_API_KEY; never prompts),
+    `offline` (writes RUN_DIR/wandb/ for a later `wandb sync`, no network) or `disabled` (no tracking)."""
+
     # --- faults (README, Faults and resuming) ----------------------------------------------------------
     obs_limit: float = 1e4
     """Physics blow-up guard: a step whose observation has an entry beyond +-obs_limit (or any non-finite
@@ -218,6 +234,15 @@ class Config:
     max_skipped_iterations: int = 5
     """Stop the run when every update step of this many consecutive iterations was skipped for a
     non-finite loss, gradient or update (update/skipped_steps); the message names the last good checkpoint."""
+
+    # --- start-up (README, Start-up time) --------------------------------------------------------------
+    compile_cache: bool = True
+    """Keep compiled code between runs, so a restart skips most compiling: JAX's persistent compilation
+    cache and torch inductor's caches, under compile_cache_dir. `--no-compile-cache`: JAX compiles afresh
+    (inductor keeps its own default cache, in the temp dir)."""
+    compile_cache_dir: str | None = None
+    """Where the compile caches live (<dir>/jax, <dir>/inductor). None: $XDG_CACHE_HOME/reppo_fast or
+    ~/.cache/reppo_fast, and a TORCHINDUCTOR_CACHE_DIR or JAX_COMPILATION_CACHE_DIR already set is kept."""
 
     # --- devices -------------------------------------------------------------------------------------
     devices: int | None = None

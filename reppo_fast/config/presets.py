@@ -139,8 +139,10 @@ PRESETS: dict[tuple[str, str], dict[str, object]] = {
     },
 }
 
+# What `auto` picks per suite: the paper's setting on a GPU, the suite's CPU preset without one (where the
+# algorithm has one).
 SUITE_PRESET = {"dmc": "dmc", "toy": "dmc", "maniskill": "maniskill"}
-
+SUITE_CPU_PRESET = {"dmc": "cpu", "toy": "cpu", "maniskill": "maniskill_cpu"}
 
 
 def describe_presets() -> str:
@@ -151,10 +153,11 @@ def describe_presets() -> str:
     return ", ".join(f"{name} ({', '.join(algos)})" for name, algos in by_name.items())
 
 
-def resolve_preset(preset: str, suite: str, algo: str = "reppo", *, cuda: bool | None = None) -> str:
-    """The suite-level preset name `preset` means for `suite` and `algo`: `auto` -> the suite's preset;
-    ManiSkill with `cpu`, or with `auto` when `cuda` is False -> `maniskill_cpu`, since physx_cpu runs one
-    env per process. `cuda` (the caller probes the machine) is needed only for ManiSkill's `auto`."""
+def resolve_preset(preset: str, suite: str, algo: str = "reppo", *, gpu: bool | None = None) -> str:
+    """The suite-level preset name `preset` means for `suite` and `algo`: `auto` -> the suite's preset
+    (SUITE_PRESET) on a GPU, its CPU preset (SUITE_CPU_PRESET) without one where `algo` has it; ManiSkill's
+    `cpu` -> `maniskill_cpu`, since physx_cpu runs one env per process. `gpu` (whether the run's framework
+    sees a GPU: the caller probes the machine) is needed only for `auto`."""
     if preset in RENAMED_PRESETS:
         raise ConfigError(f"preset: {preset!r} is now `--algo ppo --preset {RENAMED_PRESETS[preset]}`")
     if preset not in typing.get_args(PresetName):
@@ -163,10 +166,13 @@ def resolve_preset(preset: str, suite: str, algo: str = "reppo", *, cuda: bool |
     if algo not in typing.get_args(Algo):
         raise ConfigError(f"algo: unknown algorithm {algo!r}; choose one of "
                           f"{', '.join(typing.get_args(Algo))}")
-    name = SUITE_PRESET[suite] if preset == "auto" else preset
-    if suite == "maniskill" and preset == "auto" and cuda is None:
-        raise ConfigError("preset: ManiSkill's `auto` preset depends on the machine; pass cuda=True or False")
-    if suite == "maniskill" and (name == "cpu" or (preset == "auto" and not cuda)):
+    name = preset
+    if preset == "auto":
+        if gpu is None:
+            raise ConfigError("preset: `auto` depends on the machine; pass gpu=True or False")
+        cpu_name = SUITE_CPU_PRESET[suite]
+        name = cpu_name if not gpu and (cpu_name, algo) in PRESETS else SUITE_PRESET[suite]
+    if suite == "maniskill" and name == "cpu":
         name = "maniskill_cpu"
     if (name, algo) not in PRESETS:
         asked = f" (what --preset {preset} means for {suite})" if name != preset else ""
@@ -175,12 +181,12 @@ def resolve_preset(preset: str, suite: str, algo: str = "reppo", *, cuda: bool |
     return name
 
 
-def preset_config(preset: str, suite: str, algo: str = "reppo", *, cuda: bool | None = None,
+def preset_config(preset: str, suite: str, algo: str = "reppo", *, gpu: bool | None = None,
                   **fields: object) -> Config:
     """The config of `preset` for `algo` (resolved by resolve_preset) with `fields` (flat names) set on top.
     ManiSkill tasks run on the torch path, so their framework defaults to torch. PPO's `dmc` preset on a
     DM Control task (`env`, default Config's) also takes playground's per-task overrides, below `fields`."""
-    name = resolve_preset(preset, suite, algo, cuda=cuda)
+    name = resolve_preset(preset, suite, algo, gpu=gpu)
     suite_fields = {"framework": "torch"} if suite == "maniskill" else {}
     task_fields: dict[str, object] = {}
     if (name, algo) == ("dmc", "ppo"):
