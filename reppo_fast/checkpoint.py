@@ -63,6 +63,11 @@ def checkpoint_path(directory: Path, iteration: int) -> Path:
     return Path(directory) / f"ckpt_{iteration:08d}.npz"
 
 
+def checkpoint_iteration(path: Path) -> int:
+    """The iteration a checkpoint file (as list_checkpoints gives them) is named after."""
+    return int(_NAME.match(Path(path).name).group(1))
+
+
 def _checksum(arrays: dict[str, np.ndarray], meta: dict) -> str:
     h = hashlib.sha256()
     for name in sorted(arrays):

@@ -24,7 +24,13 @@ from typing import NamedTuple
 
 from reppo_fast import compile_cache, tracking
 from reppo_fast.algorithm import APPLIED_STEPS, SKIPPED_STEPS, Algorithm, Trainer
-from reppo_fast.checkpoint import CheckpointWriteError, list_checkpoints, load_newest_valid, save_checkpoint
+from reppo_fast.checkpoint import (
+    CheckpointWriteError,
+    checkpoint_iteration,
+    list_checkpoints,
+    load_newest_valid,
+    save_checkpoint,
+)
 from reppo_fast.config import Config, ConfigError, validate_world_size
 from reppo_fast.envs.names import resolve_env
 from reppo_fast.metrics import MetricsLogger
@@ -370,7 +376,7 @@ def _last_checkpoint(ckpt_dir: Path) -> str:
 def _diverged(done: int, skipping: int, ckpt_dir: Path) -> str:
     """Diverged's message: which iterations, and the newest checkpoint from before them."""
     first = done - skipping + 1
-    before = [p for p in list_checkpoints(ckpt_dir) if int(p.stem.split("_")[1]) < first]
+    before = [p for p in list_checkpoints(ckpt_dir) if checkpoint_iteration(p) < first]
     good = f"{before[-1]}" if before else "none (it diverged before the first checkpoint)"
     return (f"training diverged: every update step of iterations {first}-{done} had a non-finite loss, "
             f"gradient or update and was skipped (update/skipped_steps in metrics.jsonl), so the networks "

@@ -16,7 +16,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reppo_fast.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, load_newest_valid
+from reppo_fast.checkpoint import (
+    checkpoint_iteration,
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    load_newest_valid,
+)
 from reppo_fast.config import Config
 from reppo_fast.video import VideoError
 
@@ -53,7 +59,7 @@ def find_checkpoint(run_dir: Path, checkpoint: Path | None = None,
     if iteration is not None:
         path = checkpoint_path(ckpt_dir, iteration)
         if not path.exists():
-            have = ", ".join(str(int(p.stem.split("_")[1])) for p in list_checkpoints(ckpt_dir)) or "none"
+            have = ", ".join(str(checkpoint_iteration(p)) for p in list_checkpoints(ckpt_dir)) or "none"
             raise VideoError(f"--iteration {iteration}: no {path.name} in {ckpt_dir} (checkpointed "
                              f"iterations: {have})")
         return path, *load_checkpoint(path)
