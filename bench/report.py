@@ -3,17 +3,20 @@
 Per op: median time, GB/s against the bytes a perfectly fused kernel must move, its share of the measured
 copy bandwidth, the speed-up over each baseline and the peak memory added. End to end: iteration and
 minibatch-update times, env steps/s, speed-ups and peak memory. First, the issue's targets, met or missed.
+`--write-table` also records a GPU run's op timings in the table `--kernels auto` reads (kernel_table.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from bench import targets
+from bench import kernel_table, targets
 from bench.op_data import CASES
 from bench.results import Result, Results, load
 from bench.shapes import SHAPES
+from reppo_fast.kernels import fastest
 
 BASELINES = (("torch-eager", "x eager"), ("torch-compile", "x compiled"),
              ("torch-compile+graph", "x compiled+graph"), ("jax-xla", "x XLA"))
@@ -84,7 +87,7 @@ def _op_row(r: Results, key, res: Result) -> str:
 
 
 def _ops(r: Results) -> list[str]:
-    lines = ["## Per op", "", "The three ops contain no matmul: `--matmul-precision` does not apply to them.",
+    lines = ["## Per op", "", "The three ops contain no matmul: `--precision` does not apply to them.",
              "", "Shapes (bench/shapes.py):", ""]
     lines += [f"- `{s.name}`: B={s.B} A={s.A} K={s.K} S={s.S} T={s.T} N={s.N}, {s.source}"
               for s in SHAPES.values()]
@@ -109,8 +112,9 @@ def _e2e_row(r: Results, env: str, variant: str) -> str | None:
         return None
     info = (it or up).info
     cfg, base = info["config"], E2E_BASELINE[info["framework"]]
+    precision = cfg.get("precision", cfg.get("matmul_precision", "precision not recorded"))  # older results
     sizes = (f"{cfg['num_envs']}x{cfg['num_steps']}, {cfg['num_epochs']}x{cfg['num_minibatches']} mb, "
-             f"H={cfg['critic_hidden']}, {cfg.get('matmul_precision', 'precision not recorded')} matmuls")
+             f"H={cfg['critic_hidden']}, {precision} matmuls")
     cells = [env, variant, sizes]
     for res, measure, per in ((it, "iteration", 1), (up, "update", info["updates_per_call"])):
         ref = r.e2e.get((env, base, measure))
@@ -130,8 +134,8 @@ def _e2e(r: Results) -> list[str]:
              "An iteration is rollout + lambda-returns + update phase; a minibatch update (critic + actor",
              "step) is the update phase divided by its epochs x minibatches. `x ref`: speed-up over the same",
              "framework's reference (torch-eager, jax-xla). Peak memory: torch allocator peak since the",
-             "trainer was built, or XLA's memory analysis of the jitted call. The networks' float32 matmuls",
-             "ran at the precision in the config column (`--matmul-precision`; tf32 allows TF32 on the GPU).",
+             "trainer was built, or XLA's memory analysis of the jitted call. The networks' matmuls",
+             "ran at the precision in the config column (`--precision`; tf32 allows TF32 on the GPU).",
              "",
              _row(["env", "variant", "config", "iteration ms", "env steps/s", "x ref", "minibatch update ms",
                    "x ref", "peak mem"]), "|" + "---|" * 9]
@@ -148,11 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", nargs="+",
                         help="pytest-benchmark JSON files (pytest bench --benchmark-json FILE); several when "
                              "the suite ran in parts, a later file's case replacing an earlier one's")
+    parser.add_argument("--write-table", action="store_true",
+                        help="also replace this GPU's entry in the table --kernels auto reads (refused for a "
+                             "CPU run); commit the table with the report")
+    parser.add_argument("--table", type=Path, default=fastest.TABLE,
+                        help="the table --write-table writes (default: %(default)s)")
     args = parser.parse_args(argv)
     results = load(*args.results)
     if not results.ops and not results.e2e:
         print(f"{' '.join(args.results)}: no timed results (run with --benchmark-disable?)", file=sys.stderr)
         return 1
+    if args.write_table:
+        try:
+            device = kernel_table.write(results, args.table)
+        except ValueError as err:
+            print(f"python -m bench.report: {err}", file=sys.stderr)
+            return 1
+        print(f"kernel table: wrote the entry for {device} to {args.table}", file=sys.stderr)
     sys.stdout.write(render(results))
     return 0
 

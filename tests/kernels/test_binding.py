@@ -13,12 +13,13 @@ from reppo_fast.kernels import binding
 @pytest.mark.parametrize("framework", ["jax", "torch"])
 @pytest.mark.parametrize("backend", ["reference", "auto"])
 def test_bind_reference(framework, backend):
-    if backend == "auto" and framework == "torch" and binding._torch_cuda():
-        pytest.skip("on a CUDA machine auto binds Triton for torch")
+    # Without the configured shapes "auto" cannot consult the GPU benchmark table: the reference, on any
+    # machine (tests/kernels/test_auto_table.py covers auto with shapes).
     reference = importlib.import_module(f"reppo_fast.kernels.reference_{framework}")
     bound = kernels.bind(framework, backend)
     assert isinstance(bound, kernels.KernelSet) and bound.framework == framework
     assert bound.bound == {op: "reference" for op in kernels.OPS}  # "auto" is resolved, never recorded
+    assert set(bound.reasons) == set(kernels.OPS)
     for name in ("tanh_normal", "hl_gauss_ce", "hl_gauss_decode", "hl_gauss_hist", "lambda_returns"):
         assert getattr(bound, name) is getattr(reference, name)
 
@@ -48,7 +49,9 @@ def test_triton_binds_per_op_and_refuses_cpu_without_the_interpreter(monkeypatch
         monkeypatch.delenv("TRITON_INTERPRET", raising=False)
         with pytest.raises(kernels.KernelUnavailableError, match="need a CUDA GPU.*TRITON_INTERPRET=1"):
             kernels.bind("torch", "triton")
-        assert kernels.bind("torch", "auto").bound["tanh_normal"] == "reference"  # auto: no GPU, no Triton
+        dmc = {"B": 2048, "A": 21, "K": 151, "S": 16, "T": 128, "N": 1024}
+        auto = kernels.bind("torch", "auto", shapes=dmc)  # auto: no GPU, no Triton
+        assert auto.bound["tanh_normal"] == "reference" and "no GPU" in auto.reasons["tanh_normal"]
 
 
 @pytest.mark.parametrize("args,match", [
