@@ -14,7 +14,15 @@ import sys
 import tyro
 
 from reppo_fast import process_env
-from reppo_fast.config import RENAMED_FIELDS, SUITE_PRESET, Config, ConfigError, preset_config, validate
+from reppo_fast.config import (
+    RENAMED_FIELDS,
+    REPLACED_BY_PRECISION,
+    SUITE_PRESET,
+    Config,
+    ConfigError,
+    preset_config,
+    validate,
+)
 
 # Fields a resumed run may change: they do not alter what has been computed so far.
 RESUMABLE_FIELDS = {"total_steps", "progress", "eval_interval", "checkpoint_interval", "run_dir", "profile",
@@ -85,6 +93,10 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
         flag = "--" + old.replace("_", "-")
         if any(arg == flag or arg.startswith(flag + "=") for arg in argv):
             raise ConfigError(f"{flag} is now --{new.replace('_', '-')} (same meaning: hidden blocks)")
+    for old, meaning in REPLACED_BY_PRECISION.items():
+        flag = "--" + old.replace("_", "-")
+        if any(arg == flag or arg.startswith(flag + "=") for arg in argv):
+            raise ConfigError(f"{flag} is now --precision ({meaning})")
     pre = _preparse(argv)
     desc = f"{__doc__}\nEnvironments:\n{describe_names()}"
     if pre.resume is not None:

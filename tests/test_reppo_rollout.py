@@ -27,7 +27,7 @@ N, A, T, EPISODE = 4, 2, 2, 5
 CFG = Config().replace(env="ToyPointMass", num_envs=N, num_steps=T, num_epochs=3, num_minibatches=2,
                        actor_hidden=16, critic_hidden=16, num_bins=21, v_min=0.0, v_max=20.0,
                        obs_norm=False, action_clip=0.5, gamma=0.9, alpha_init=0.3, lr=1e-2,
-                       matmul_precision="float32")
+                       precision="float32")
 
 # Env 0 and 3 run on; env 1 hits its time limit on the first step (counter EPISODE - 1); env 2 starts at
 # x = 2.49 moving outwards at 0.5, so whatever it does, x' = 2.49 + 0.1 * (0.45 + 0.1 * a) > 2.5: terminal.

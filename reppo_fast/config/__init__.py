@@ -19,6 +19,7 @@ from reppo_fast.config.fields import (
                                       OPS,
                                       RENAMED_FIELDS,
                                       RENAMED_PRESETS,
+                                      REPLACED_BY_PRECISION,
                                       Algo,
                                       Backend,
                                       Config,
@@ -36,6 +37,7 @@ from reppo_fast.config.presets import PRESETS, SUITE_PRESET, describe_presets, p
 from reppo_fast.config.validation import validate, validate_choice, validate_world_size
 
 __all__ = ["BACKENDS", "FRAMEWORKS", "GROUPS", "OPS", "PRESETS", "RENAMED_FIELDS", "RENAMED_PRESETS",
-           "SUITE_PRESET", "Algo", "Backend", "Config", "ConfigError", "Framework", "Op", "PpoConfig",
-           "PresetName", "ReppoConfig", "RpoConfig", "TorchConfig", "describe_presets", "flat_names",
-           "preset_config", "resolve_preset", "validate", "validate_choice", "validate_world_size"]
+           "REPLACED_BY_PRECISION", "SUITE_PRESET", "Algo", "Backend", "Config", "ConfigError", "Framework",
+           "Op", "PpoConfig", "PresetName", "ReppoConfig", "RpoConfig", "TorchConfig", "describe_presets",
+           "flat_names", "preset_config", "resolve_preset", "validate", "validate_choice",
+           "validate_world_size"]

@@ -32,7 +32,7 @@ from reppo_fast.on_jax.trainer import Trainer
 pytestmark = pytest.mark.xdist_group("rpo_gradients")  # its module fixture is built once, on one worker
 
 TINY = dict(algo="rpo", actor_hidden=16, actor_hidden_blocks=2, critic_hidden=16, critic_hidden_blocks=2,
-            gamma=0.9, matmul_precision="float32", rpo_grad_clip=None, rpo_ent_coef=0.0, rpo_minibatches=1)
+            gamma=0.9, precision="float32", rpo_grad_clip=None, rpo_ent_coef=0.0, rpo_minibatches=1)
 
 
 def _f64(tree):

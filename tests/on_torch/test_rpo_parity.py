@@ -39,7 +39,7 @@ GRAD_TOL = 5e-5  # dJ/da through the physics: measured up to 1e-5 of the largest
 def _cfg(env, n, t, remat):
     return Config().replace(env=env, algo="rpo", num_envs=n, num_steps=t, num_epochs=2, num_minibatches=2,
                             actor_hidden=16, actor_hidden_blocks=2, critic_hidden=16, critic_hidden_blocks=2,
-                            gamma=0.9, lmbda=0.8, matmul_precision="float32", rpo_remat=remat)
+                            gamma=0.9, lmbda=0.8, precision="float32", rpo_remat=remat)
 
 
 def _replay(noise):

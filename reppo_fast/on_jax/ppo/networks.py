@@ -20,6 +20,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from reppo_fast.on_jax.dense import dense
+from reppo_fast.precision import traced_precision
+
 MIN_STD = 1e-3
 STD_PARAM_INIT = 1.0
 POLICY_STD_FORMS = ("state", "scalar")
@@ -38,9 +41,9 @@ def init_mlp(key, sizes: list[int]) -> list[dict]:
 
 
 def mlp(params: list[dict], x):
-    """swish after every layer but the last."""
+    """swish after every layer but the last; every layer multiplies at the traced precision (`dense`)."""
     for i, p in enumerate(params):
-        x = x @ p["w"] + p["b"]
+        x = dense(x, p["w"], p["b"], traced_precision())
         if i < len(params) - 1:
             x = jax.nn.swish(x)
     return x

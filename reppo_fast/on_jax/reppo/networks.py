@@ -3,12 +3,16 @@
 Parameters are plain nested dicts of arrays so the torch path can mirror them name for name
 (`w` is [fan_in, fan_out]). Every hidden block is Linear -> RMSNorm -> SiLU; every Linear starts
 lecun-normal with a zero bias, every RMSNorm scale at 1 (flax's defaults, what the authors' code gets).
+Every Linear multiplies through `dense` at the run's precision (`--precision`, reppo_fast.precision).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+from reppo_fast.on_jax.dense import dense
+from reppo_fast.precision import traced_precision
 
 RMS_EPS = 1e-6
 # The Q head adds ZERO_DIST_SCALE * zero_dist to its logits, zero_dist [K] a trainable parameter that starts
@@ -26,7 +30,8 @@ def init_linear(key, fan_in: int, fan_out: int) -> dict:
 
 
 def linear(p: dict, x):
-    return x @ p["w"] + p["b"]
+    """x [..., I] -> [..., O] at the precision of the function being traced (reppo_fast.precision)."""
+    return dense(x, p["w"], p["b"], traced_precision())
 
 
 def init_block(key, fan_in: int, fan_out: int) -> dict:

@@ -45,8 +45,8 @@ def init_networks(cfg, env, kernels, rng=None):
     is cfg.ppo.policy_std (on_jax.ppo.networks)."""
     del kernels, rng  # torch's seeded global generator
     return (nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_hidden_blocks,
-                            cfg.ppo.policy_std),
-            nets.init_critic(env.obs_size, cfg.critic_hidden, cfg.critic_hidden_blocks))
+                            cfg.ppo.policy_std, cfg.precision),
+            nets.init_critic(env.obs_size, cfg.critic_hidden, cfg.critic_hidden_blocks, cfg.precision))
 
 
 def step_noise(generator: torch.Generator, num_envs: int, action_size: int):
@@ -96,8 +96,7 @@ def update_step(state, mb: PpoBatch, noise, kernels, cfg, ranges, dp=SINGLE) -> 
     """One joint PPO step; the gradients averaged over the data-parallel ranks (one bucket), then each
     network's clipped on its own, as the JAX path's two optax chains."""
     del ranges
-    with torch.autocast(mb.obs.device.type, dtype=torch.bfloat16, enabled=cfg.torch.bf16):
-        loss, metrics = ppo_loss(state.actor, state.critic, mb, noise, kernels, cfg, dp)
+    loss, metrics = ppo_loss(state.actor, state.critic, mb, noise, kernels, cfg, dp)
     a_params, c_params = list(state.actor.parameters()), list(state.critic.parameters())
     grads = dp.mean_grads(list(torch.autograd.grad(loss, a_params + c_params)))
     a_norm = clip_grads_(grads[:len(a_params)], cfg.max_grad_norm)

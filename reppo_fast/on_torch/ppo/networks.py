@@ -3,7 +3,8 @@
 
 MLPs with swish (SiLU) after every hidden layer, LeCun-uniform weights and zero biases; std =
 softplus(raw) + MIN_STD, with raw the second half of the MLP's 2A outputs (`state`, Brax's tanh_normal
-default) or std_param [A] (`scalar`, state-independent). See on_jax.ppo.networks for the two forms.
+default) or std_param [A] (`scalar`, state-independent). See on_jax.ppo.networks for the two forms. Every
+layer is a `Dense` holding the run's precision (`--precision`, reppo_fast.precision).
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reppo_fast.on_torch.dense import Dense
+
 MIN_STD = 1e-3
 STD_PARAM_INIT = 1.0
 POLICY_STD_FORMS = ("state", "scalar")
 
 
-def init_mlp(sizes: list[int]) -> nn.ModuleList:
-    layers = nn.ModuleList(nn.Linear(fan_in, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+def init_mlp(sizes: list[int], precision: str = "tf32") -> nn.ModuleList:
+    layers = nn.ModuleList(Dense(fan_in, fan_out, precision)
+                           for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
     with torch.no_grad():
         for layer in layers:
             bound = math.sqrt(3.0 / layer.in_features)  # LeCun uniform
@@ -50,9 +54,10 @@ class Actor(nn.Module):
     `state` std_param is None (registered, so it is neither a parameter nor in the state_dict)."""
 
     def __init__(self, obs_size: int, action_size: int, hidden: int, hidden_blocks: int,
-                 policy_std: str = "state"):
+                 policy_std: str = "state", precision: str = "tf32"):
         super().__init__()
-        self.net = init_mlp([obs_size] + [hidden] * hidden_blocks + [actor_outputs(action_size, policy_std)])
+        self.net = init_mlp([obs_size] + [hidden] * hidden_blocks + [actor_outputs(action_size, policy_std)],
+                            precision)
         std_param = torch.full((action_size,), STD_PARAM_INIT) if policy_std == "scalar" else None
         self.register_parameter("std_param", None if std_param is None else nn.Parameter(std_param))
 
@@ -62,9 +67,9 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    def __init__(self, obs_size: int, hidden: int, hidden_blocks: int):
+    def __init__(self, obs_size: int, hidden: int, hidden_blocks: int, precision: str = "tf32"):
         super().__init__()
-        self.net = init_mlp([obs_size] + [hidden] * hidden_blocks + [1])
+        self.net = init_mlp([obs_size] + [hidden] * hidden_blocks + [1], precision)
 
     def forward(self, obs):
         """obs -> V(s)."""
@@ -72,12 +77,12 @@ class Critic(nn.Module):
 
 
 def init_actor(obs_size: int, action_size: int, hidden: int, hidden_blocks: int,
-               policy_std: str = "state") -> Actor:
-    return Actor(obs_size, action_size, hidden, hidden_blocks, policy_std)
+               policy_std: str = "state", precision: str = "tf32") -> Actor:
+    return Actor(obs_size, action_size, hidden, hidden_blocks, policy_std, precision)
 
 
-def init_critic(obs_size: int, hidden: int, hidden_blocks: int) -> Critic:
-    return Critic(obs_size, hidden, hidden_blocks)
+def init_critic(obs_size: int, hidden: int, hidden_blocks: int, precision: str = "tf32") -> Critic:
+    return Critic(obs_size, hidden, hidden_blocks, precision)
 
 
 def log_std_of(raw):

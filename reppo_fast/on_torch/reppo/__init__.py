@@ -40,8 +40,8 @@ def init_networks(cfg, env, kernels, rng=None):
                                   v_min=cfg.reppo.v_min, v_max=cfg.reppo.v_max,
                                   sigma_ratio=cfg.reppo.sigma_ratio)[0]
     return (nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_hidden_blocks,
-                            cfg.reppo.alpha_init, cfg.reppo.beta_init),
-            nets.init_critic(env.obs_size, env.action_size, cfg.critic_hidden, hist0))
+                            cfg.reppo.alpha_init, cfg.reppo.beta_init, cfg.precision),
+            nets.init_critic(env.obs_size, env.action_size, cfg.critic_hidden, hist0, cfg.precision))
 
 
 def step_noise(generator: torch.Generator, num_envs: int, action_size: int):
@@ -103,15 +103,12 @@ def update_noise(generator: torch.Generator, batch_size: int, action_size: int, 
 def update_step(state, mb: Batch, noise, kernels, cfg, ranges, dp=SINGLE) -> dict:
     """One critic step, then one actor step (with the multipliers) against the updated critic; each gradient
     averaged over the data-parallel ranks first (see on_jax.reppo.update_step)."""
-    autocast = torch.autocast(mb.obs.device.type, dtype=torch.bfloat16, enabled=cfg.torch.bf16)
     with ranges("update/critic"):
-        with autocast:
-            c_loss, c_metrics = critic_loss(state.critic, mb, kernels, cfg)
+        c_loss, c_metrics = critic_loss(state.critic, mb, kernels, cfg)
         c_norm = step_optimizer(c_loss, list(state.critic.parameters()), state.critic_opt, cfg.max_grad_norm,
                                 dp)
     with ranges("update/actor"):
-        with autocast:
-            a_loss, a_metrics = actor_loss(state.actor, state.critic, mb, noise[0], noise[1], kernels, cfg)
+        a_loss, a_metrics = actor_loss(state.actor, state.critic, mb, noise[0], noise[1], kernels, cfg)
         a_norm = step_optimizer(a_loss, list(state.actor.parameters()), state.actor_opt, cfg.max_grad_norm,
                                 dp)
     return {"critic/loss": c_loss.detach(), "actor/loss": a_loss.detach(), "critic/grad_norm": c_norm,

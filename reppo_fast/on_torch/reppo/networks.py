@@ -3,7 +3,8 @@
 The JAX params `{"blocks": [...], "out": ...}` map to these modules' attributes; `load_jax_params` copies
 a JAX parameter tree in (JAX `w` is [fan_in, fan_out], nn.Linear's weight its transpose). Every hidden
 block is Linear -> RMSNorm -> SiLU; every Linear starts lecun-normal with a zero bias, as on the JAX side
-(flax's default, not nn.Linear's uniform one).
+(flax's default, not nn.Linear's uniform one). Every Linear is a `Dense` holding the run's precision
+(`--precision`, reppo_fast.precision), given to the constructors: JAX reads it from the traced context.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reppo_fast.on_torch.dense import Dense
+
 RMS_EPS = 1e-6
 ZERO_DIST_SCALE = 40.0  # logits += 40 * zero_dist, zero_dist starting at hist(0): the untrained Q is ~ 0
 # jax.nn.initializers.lecun_normal: a standard normal truncated to [-2, 2] has std 0.8796..., so the
@@ -21,9 +24,9 @@ ZERO_DIST_SCALE = 40.0  # logits += 40 * zero_dist, zero_dist starting at hist(0
 TRUNCATED_NORMAL_STD = 0.87962566103423978
 
 
-def lecun_normal_linear(fan_in: int, fan_out: int) -> nn.Linear:
-    """nn.Linear with flax's Dense init: w lecun-normal (truncated at 2 std), b = 0."""
-    linear = nn.Linear(fan_in, fan_out)
+def lecun_normal_linear(fan_in: int, fan_out: int, precision: str = "tf32") -> Dense:
+    """A Dense (nn.Linear at `precision`) with flax's init: w lecun-normal (truncated at 2 std), b = 0."""
+    linear = Dense(fan_in, fan_out, precision)
     std = 1.0 / math.sqrt(fan_in) / TRUNCATED_NORMAL_STD
     with torch.no_grad():
         nn.init.trunc_normal_(linear.weight, 0.0, std, -2.0 * std, 2.0 * std)
@@ -34,9 +37,9 @@ def lecun_normal_linear(fan_in: int, fan_out: int) -> nn.Linear:
 class Block(nn.Module):
     """Linear -> RMSNorm (learned scale) -> SiLU."""
 
-    def __init__(self, fan_in: int, fan_out: int):
+    def __init__(self, fan_in: int, fan_out: int, precision: str = "tf32"):
         super().__init__()
-        self.linear = lecun_normal_linear(fan_in, fan_out)
+        self.linear = lecun_normal_linear(fan_in, fan_out, precision)
         self.scale = nn.Parameter(torch.ones(fan_out))
 
     def forward(self, x):
@@ -51,11 +54,12 @@ def rms_norm(scale, x):
 class ActorNet(nn.Module):
     """obs [..., O] -> (mean, log_std), each [..., A]."""
 
-    def __init__(self, obs_size: int, action_size: int, hidden: int, hidden_blocks: int):
+    def __init__(self, obs_size: int, action_size: int, hidden: int, hidden_blocks: int,
+                 precision: str = "tf32"):
         super().__init__()
         sizes = [obs_size] + [hidden] * hidden_blocks
-        self.blocks = nn.ModuleList(Block(sizes[i], sizes[i + 1]) for i in range(hidden_blocks))
-        self.out = lecun_normal_linear(hidden, 2 * action_size)
+        self.blocks = nn.ModuleList(Block(sizes[i], sizes[i + 1], precision) for i in range(hidden_blocks))
+        self.out = lecun_normal_linear(hidden, 2 * action_size, precision)
 
     def forward(self, obs):
         return actor_apply(self, obs)
@@ -78,15 +82,16 @@ class Actor(nn.Module):
 class Critic(nn.Module):
     """HL-Gauss Q critic with the self-predictive head (docs/algorithms.md section 5)."""
 
-    def __init__(self, obs_size: int, action_size: int, hidden: int, zero_dist: torch.Tensor):
+    def __init__(self, obs_size: int, action_size: int, hidden: int, zero_dist: torch.Tensor,
+                 precision: str = "tf32"):
         super().__init__()
-        self.enc_in = Block(obs_size + action_size, hidden)
-        self.enc_out = lecun_normal_linear(hidden, hidden)
-        self.q_hidden = Block(hidden, hidden)
-        self.q_out = lecun_normal_linear(hidden, zero_dist.shape[-1])
+        self.enc_in = Block(obs_size + action_size, hidden, precision)
+        self.enc_out = lecun_normal_linear(hidden, hidden, precision)
+        self.q_hidden = Block(hidden, hidden, precision)
+        self.q_out = lecun_normal_linear(hidden, zero_dist.shape[-1], precision)
         self.zero_dist = nn.Parameter(zero_dist.detach().clone().float())
-        self.pred_hidden = Block(hidden, hidden)
-        self.pred_out = lecun_normal_linear(hidden, hidden + 1)
+        self.pred_hidden = Block(hidden, hidden, precision)
+        self.pred_out = lecun_normal_linear(hidden, hidden + 1, precision)
 
     def forward(self, obs, action):
         """(HL-Gauss logits [..., K], features z [..., H]) at (obs, action)."""
@@ -95,12 +100,13 @@ class Critic(nn.Module):
 
 
 def init_actor(obs_size: int, action_size: int, hidden: int, hidden_blocks: int, alpha_init: float,
-               beta_init: float) -> Actor:
-    return Actor(ActorNet(obs_size, action_size, hidden, hidden_blocks), alpha_init, beta_init)
+               beta_init: float, precision: str = "tf32") -> Actor:
+    return Actor(ActorNet(obs_size, action_size, hidden, hidden_blocks, precision), alpha_init, beta_init)
 
 
-def init_critic(obs_size: int, action_size: int, hidden: int, zero_dist: torch.Tensor) -> Critic:
-    return Critic(obs_size, action_size, hidden, zero_dist)
+def init_critic(obs_size: int, action_size: int, hidden: int, zero_dist: torch.Tensor,
+                precision: str = "tf32") -> Critic:
+    return Critic(obs_size, action_size, hidden, zero_dist, precision)
 
 
 def actor_apply(net: ActorNet, obs, log_std_min=None, log_std_max=None):

@@ -8,7 +8,9 @@ the second half of the MLP's 2A outputs (their output bias starting at the initi
 The C critics are stacked on a leading axis (JAX: vmap over stacked params; here batched matmuls over
 [C, fan_in, fan_out] weights, the JAX layout itself). `Critics` holds the online critics as parameters and
 the target critics as buffers: the critic optimiser and the checkpoint codec's optimiser slots, indexed by
-`parameters()`, see the online critics only, while the state_dict carries both.
+`parameters()`, see the online critics only, while the state_dict carries both. Every Linear (the stacked
+ones included) multiplies through `dense` at the run's precision (`--precision`, reppo_fast.precision),
+held by the modules from their construction.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reppo_fast.on_torch.dense import dense
 from reppo_fast.on_torch.reppo.networks import TRUNCATED_NORMAL_STD, lecun_normal_linear
 
 LAYER_NORM_EPS = 1e-5
@@ -29,9 +32,9 @@ STD_FORMS = ("state_independent", "state_dependent")
 class Block(nn.Module):
     """Linear -> LayerNorm -> SiLU."""
 
-    def __init__(self, fan_in: int, fan_out: int):
+    def __init__(self, fan_in: int, fan_out: int, precision: str = "tf32"):
         super().__init__()
-        self.linear = lecun_normal_linear(fan_in, fan_out)
+        self.linear = lecun_normal_linear(fan_in, fan_out, precision)
         self.norm = nn.LayerNorm(fan_out, eps=LAYER_NORM_EPS)
 
     def forward(self, x):
@@ -41,10 +44,10 @@ class Block(nn.Module):
 class Mlp(nn.Module):
     """sizes [in, hidden..., out]: a block per hidden size, then the output Linear."""
 
-    def __init__(self, sizes: list[int]):
+    def __init__(self, sizes: list[int], precision: str = "tf32"):
         super().__init__()
-        self.blocks = nn.ModuleList(Block(i, o) for i, o in zip(sizes[:-2], sizes[1:-1]))
-        self.out = lecun_normal_linear(sizes[-2], sizes[-1])
+        self.blocks = nn.ModuleList(Block(i, o, precision) for i, o in zip(sizes[:-2], sizes[1:-1]))
+        self.out = lecun_normal_linear(sizes[-2], sizes[-1], precision)
 
     def forward(self, x):
         for block in self.blocks:
@@ -57,13 +60,13 @@ class Actor(nn.Module):
     `state_dependent` log_std is None (registered, so it is neither a parameter nor in the state_dict)."""
 
     def __init__(self, obs_size: int, action_size: int, hidden: int, hidden_blocks: int, std: str,
-                 log_std_init: float):
+                 log_std_init: float, precision: str = "tf32"):
         super().__init__()
         if std not in STD_FORMS:
             raise ValueError(f"rpo_std must be one of {STD_FORMS}, got {std!r}")
         sizes = [obs_size] + [hidden] * hidden_blocks
         independent = std == "state_independent"
-        self.net = Mlp(sizes + [action_size if independent else 2 * action_size])
+        self.net = Mlp(sizes + [action_size if independent else 2 * action_size], precision)
         log_std = nn.Parameter(torch.full((action_size,), float(log_std_init))) if independent else None
         self.register_parameter("log_std", log_std)
         if not independent:
@@ -87,8 +90,9 @@ class StackedMlp(nn.Module):
     """C MLPs with the JAX stacked layout: blocks.<i>.{w [C, in, out], b [C, out], scale [C, out],
     bias [C, out]}, out.{w, b}. Parameters when trainable, else buffers (the target critics)."""
 
-    def __init__(self, tensors: dict[str, torch.Tensor], trainable: bool):
+    def __init__(self, tensors: dict[str, torch.Tensor], trainable: bool, precision: str = "tf32"):
         super().__init__()
+        self.precision = precision
         self.num_blocks = sum(1 for name in tensors if name.endswith(".w")) - 1
         for name, value in tensors.items():
             key = name.replace(".", "_")
@@ -123,30 +127,35 @@ class StackedMlp(nn.Module):
         x = obs.reshape(1, -1, obs.shape[-1])
         for i in range(self.num_blocks):
             p = f"blocks.{i}."
-            h = torch.baddbmm(t[p + "b"].unsqueeze(1), x.expand(t[p + "w"].shape[0], -1, -1), t[p + "w"])
+            w = t[p + "w"]
+            h = dense(x.expand(w.shape[0], -1, -1), w, t[p + "b"].unsqueeze(1), self.precision)
             h = F.layer_norm(h, h.shape[-1:], eps=LAYER_NORM_EPS)
             x = F.silu(h * t[p + "scale"].unsqueeze(1) + t[p + "bias"].unsqueeze(1))
-        out = torch.baddbmm(t["out.b"].unsqueeze(1), x.expand(t["out.w"].shape[0], -1, -1), t["out.w"])
+        w = t["out.w"]
+        out = dense(x.expand(w.shape[0], -1, -1), w, t["out.b"].unsqueeze(1), self.precision)
         return out.reshape(out.shape[:1] + obs.shape[:-1] + out.shape[-1:])
 
 
 class Critics(nn.Module):
     """C online V critics (parameters) and their target copy (buffers)."""
 
-    def __init__(self, obs_size: int, hidden: int, hidden_blocks: int, num_critics: int):
+    def __init__(self, obs_size: int, hidden: int, hidden_blocks: int, num_critics: int,
+                 precision: str = "tf32"):
         super().__init__()
         online = StackedMlp.draw(num_critics, [obs_size] + [hidden] * hidden_blocks + [1])
-        self.online = StackedMlp(online, trainable=True)
-        self.target = StackedMlp({k: v.clone() for k, v in online.items()}, trainable=False)
+        self.online = StackedMlp(online, trainable=True, precision=precision)
+        self.target = StackedMlp({k: v.clone() for k, v in online.items()}, trainable=False,
+                                 precision=precision)
 
 
 def init_actor(obs_size: int, action_size: int, hidden: int, hidden_blocks: int, std: str,
-               log_std_init: float) -> Actor:
-    return Actor(obs_size, action_size, hidden, hidden_blocks, std, log_std_init)
+               log_std_init: float, precision: str = "tf32") -> Actor:
+    return Actor(obs_size, action_size, hidden, hidden_blocks, std, log_std_init, precision)
 
 
-def init_critics(obs_size: int, hidden: int, hidden_blocks: int, num_critics: int) -> Critics:
-    return Critics(obs_size, hidden, hidden_blocks, num_critics)
+def init_critics(obs_size: int, hidden: int, hidden_blocks: int, num_critics: int,
+                 precision: str = "tf32") -> Critics:
+    return Critics(obs_size, hidden, hidden_blocks, num_critics, precision)
 
 
 def values(stacked: StackedMlp, obs):
