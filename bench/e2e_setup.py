@@ -1,9 +1,10 @@
 """End-to-end runs: a trainer built exactly as `python -m reppo_fast.train` builds it, and the synthetic
 flat batch its update phase is timed on.
 
-Couplings to the trainers beyond the runner's interface (init_state, iteration) are kept here: the update
-phase is the trainer's own `_update` (epochs x minibatches of critic + actor steps), so the bench times the
-code that trains, not a copy of it, and CI's bench smoke fails when that method moves.
+Couplings to the trainers beyond the runner's interface (init_state, iteration) are kept here and in
+test_e2e.py: the update phase is the trainer's own (JAX: `_update`, epochs x minibatches of critic + actor
+steps; torch: the captured phase `_phases_for(state).learn`), so the bench times the code that trains, not a
+copy of it, and CI's bench smoke fails when that code moves.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 (critic + actor step), with env steps/s and peak memory, for each framework's reference and fast path.
 
 torch: eager reference vs torch.compile + CUDA graphs, with the reference ops and with Triton. JAX: the
-reference ops (XLA) vs Pallas. A minibatch update is timed as the trainer's update phase on a random flat
-batch, divided by its epochs x minibatches: the per-minibatch gather and noise draws are included.
+reference ops (XLA) vs Pallas. A minibatch update is timed as the trainer's update phase divided by its
+epochs x minibatches: the per-minibatch gather and noise draws are included (JAX: on a random flat batch;
+torch: the whole captured phase over the last rollout, so its targets and flat batch too).
 """
 
 import numpy as np
@@ -47,9 +48,13 @@ def _timed_iteration(run):
 
 
 def _timed_update(run):
-    batch = e2e_setup.flat_batch(run)
     if run.cfg.framework == "torch":
-        return (lambda: run.trainer._update(run.state, batch)), None
+        # The trainer's update phase as it trains: one graph-safe call (captured as one CUDA graph with
+        # graphs on) over the last rollout's static storage, its targets and flat batch included.
+        run.state, _ = run.trainer.iteration(run.state)
+        phases, trainer = run.trainer._phases_for(run.state), run.trainer
+        return (lambda: dict(zip(trainer._metric_names, phases.learn()))), None
+    batch = e2e_setup.flat_batch(run)
     import jax
 
     update = jax.jit(run.trainer._update)
@@ -91,7 +96,7 @@ def test_e2e(benchmark, request, env, variant, what):
             "steps_per_iteration": cfg.steps_per_iteration, "updates_per_call": updates,
             "config": {k: getattr(cfg, k) for k in ("preset", "num_envs", "num_steps", "num_epochs",
                                                     "num_minibatches", "actor_hidden", "critic_hidden",
-                                                    "matmul_precision")},
+                                                    "precision")},
             "peak_bytes": peak, "peak_method": method if peak is not None else None, **machine.record()}
     if seconds is not None:
         if what == "iteration":

@@ -99,7 +99,19 @@ class Trainer(Protocol):
         """flag, or-ed over the processes (a collective when there are several: every process calls it)."""
         ...
 
-    def iteration(self, state: Any) -> tuple[Any, dict]: ...
+    def iteration(self, state: Any) -> tuple[Any, dict]:
+        """One iteration: (state, metrics name -> scalar on the device)."""
+        ...
+
+    def iterations(self, state: Any, n: int) -> tuple[Any, Any]:
+        """n <= cfg.iterations_per_dispatch iterations handed to the device at once, with no host sync
+        between them: (state, their metrics, on the device). JAX donates `state`: the caller must use the
+        returned one."""
+        ...
+
+    def to_host(self, metrics: Any, n: int) -> dict[str, np.ndarray]:
+        """The metrics of `iterations` as name -> [n] numpy array, in one device-to-host transfer."""
+        ...
 
     def evaluate(self, state: Any, seed: int, iteration: int) -> EvalResult: ...
 

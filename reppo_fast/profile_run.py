@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reppo_fast.profile_run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=5, help="profiled iterations")
-    parser.add_argument("--warmup", type=int, default=2, help="iterations before profiling starts")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="iterations before profiling starts (the torch phases are captured as CUDA "
+                             "graphs at the third)")
     parser.add_argument("--out", type=Path, default=None, help="markdown summary to write (default: print)")
     args, train_argv = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     from reppo_fast.runner import _build
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         float(next(iter(metrics.values())))  # wait for the device before the profile closes
     device = torch.cuda.get_device_name() if cuda else f"CPU ({os.cpu_count()} cores)"
     header = (f"# {cfg.env}, {cfg.algo}, torch, {device}\n\n"
-              f"kernels {dict(kernels.bound)}, compiled {trainer.compiled} (mode {trainer.mode}), "
+              f"kernels {dict(kernels.bound)}, compiled {trainer.compiled}, CUDA graphs {trainer.graphs}, "
               f"{cfg.num_envs} envs x {cfg.num_steps} steps, {cfg.num_epochs} x {cfg.num_minibatches} "
               "updates; "
               f"{args.iterations} iterations after {args.warmup} warm-up, torch {torch.__version__}, "

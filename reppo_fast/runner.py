@@ -1,8 +1,8 @@
 """The host loop shared by every framework path: iterations, evaluation, logging, checkpoints, resume.
 
 It talks to a framework's trainer through the `reppo_fast.algorithm.Trainer` protocol: `init_state`,
-`iteration`, `evaluate`, `policy` (eval videos), `describe` and the checkpoint codec `to_arrays` /
-`from_arrays`.
+`iterations` (cfg.iterations_per_dispatch at most per call, their metrics read once with `to_host`),
+`evaluate`, `policy` (eval videos), `describe` and the checkpoint codec `to_arrays` / `from_arrays`.
 
 Data parallel (README, Many GPUs): a JAX run trains on every local device (`--devices`), over several hosts
 with `--multi-host`; a torch run is one process per device under torchrun. Either way the main process
@@ -91,8 +91,8 @@ def _build(cfg: Config) -> Built:
     compile_cache.configure(cfg.compile_cache, cfg.compile_cache_dir, torch=cfg.framework == "torch",
                             jax=cfg.framework == "jax" or suite != "maniskill")
     from reppo_fast.kernels import bind
+    from reppo_fast.kernels.fastest import op_shapes
 
-    kernels = bind(cfg.framework, cfg.kernels, cfg.kernel_overrides)
     ranges = Ranges(cfg.profile, jax_annotations=cfg.framework == "jax",
                     torch_annotations=cfg.framework == "torch")
     if cfg.framework == "torch":
@@ -126,6 +126,9 @@ def _build(cfg: Config) -> Built:
                                        action_repeat=cfg.action_repeat, obs_limit=cfg.obs_limit)
                         if dp.is_main else None)
         cfg = _resolve_gamma(cfg, env)
+        # `auto` picks per op from the GPU benchmark table at this rank's shapes (kernels/fastest.py).
+        kernels = bind(cfg.framework, cfg.kernels, cfg.kernel_overrides,
+                       shapes=op_shapes(cfg, env.action_size, dp.world_size))
         algo = algorithm(cfg.framework, cfg.algo)
         trainer: Trainer = TorchTrainer(cfg, env, eval_env, kernels, algo, device, ranges, dp)
         return Built(cfg, trainer, kernels, env, ranges, dp.is_main)
@@ -141,6 +144,8 @@ def _build(cfg: Config) -> Built:
     _loading(cfg.env, suite, jax.process_index() == 0)
     env, eval_env = _jax_envs(cfg, cfg.num_envs // mesh.size)
     cfg = _resolve_gamma(cfg, env)
+    kernels = bind(cfg.framework, cfg.kernels, cfg.kernel_overrides,
+                   shapes=op_shapes(cfg, env.action_size, mesh.size))
     trainer: Trainer = JaxTrainer(cfg, env, eval_env, kernels, algorithm(cfg.framework, cfg.algo), mesh)
     return Built(cfg, trainer, kernels, env, ranges, jax.process_index() == 0)
 
@@ -201,7 +206,8 @@ def _resolve_gamma(cfg: Config, env) -> Config:
 
 
 def _metadata(cfg: Config, trainer: Trainer, kernels, env) -> dict:
-    return {"kernels": dict(kernels.bound), "framework": cfg.framework, "env": env.name,
+    return {"kernels": dict(kernels.bound), "kernel_reasons": dict(kernels.reasons),
+            "framework": cfg.framework, "env": env.name,
             "obs_size": env.obs_size, "action_size": env.action_size,
             "max_episode_steps": env.max_episode_steps, **trainer.describe(),
             "python": platform.python_version(), "argv": sys.argv}
@@ -284,20 +290,27 @@ def run(cfg: Config, resume: bool = False) -> Path:
                   f"{done + cfg.checkpoint_interval} (the last checkpoint written is {saved})",
                   file=sys.stderr, flush=True)
 
-    pending = None  # metrics of an iteration that ran but is not logged yet
+    pending = None  # (metrics, n) of a dispatch that ran but is not logged yet
     skipping = 0    # iterations in a row whose every update step was skipped as non-finite
 
-    def log(metrics, t0):
+    def log(metrics, n: int, t0: float) -> dict:
+        """Log a dispatch's n iterations (their metrics read in one host sync; each is given 1/n of the
+        dispatch's time). Raises Diverged at the iteration that ends cfg.max_skipped_iterations in a row."""
         nonlocal done, elapsed, pending, skipping
-        scalars = {k: float(v) for k, v in metrics.items()}  # the one host sync of an iteration
-        iter_time = time.perf_counter() - t0
-        elapsed += iter_time
-        done, pending = done + 1, None
-        scalars.update({"time/iteration_s": iter_time, "time/elapsed_s": elapsed,
-                        "time/env_steps_per_s": cfg.steps_per_iteration / iter_time})
-        logger.log(done, done * cfg.steps_per_iteration, scalars)
-        all_skipped = scalars.get(APPLIED_STEPS) == 0 and scalars.get(SKIPPED_STEPS, 0) > 0
-        skipping = skipping + 1 if all_skipped else 0
+        host = trainer.to_host(metrics, n)  # the one host sync of a dispatch
+        iter_time = (time.perf_counter() - t0) / n
+        pending = None
+        for i in range(n):
+            scalars = {k: float(v[i]) for k, v in host.items()}
+            elapsed += iter_time
+            done += 1
+            scalars.update({"time/iteration_s": iter_time, "time/elapsed_s": elapsed,
+                            "time/env_steps_per_s": cfg.steps_per_iteration / iter_time})
+            logger.log(done, done * cfg.steps_per_iteration, scalars)
+            all_skipped = scalars.get(APPLIED_STEPS) == 0 and scalars.get(SKIPPED_STEPS, 0) > 0
+            skipping = skipping + 1 if all_skipped else 0
+            if skipping >= cfg.max_skipped_iterations:
+                raise Diverged(_diverged(done, skipping, ckpt_dir))
         return scalars
 
     compiled = trainer.describe().get("compiled", True)  # JAX always compiles; torch per --compile
@@ -310,16 +323,16 @@ def run(cfg: Config, resume: bool = False) -> Path:
 
             videos = TrainingVideos(cfg, run_dir, start * cfg.steps_per_iteration if resume else None)
         with StopSignals(announce=main) as signals:
-            for _ in range(start, cfg.num_iterations):
+            while done < cfg.num_iterations:
                 if done == start + cfg.profile_warmup:
                     capture.enter_context(ranges(CAPTURE))
+                n = dispatch_size(cfg, done, start)
                 t0 = time.perf_counter()
                 # The first call compiles (JAX; torch with compile on): minutes for a large env on a CPU.
                 with progress.waiting(first_call) if done == start else contextlib.nullcontext():
-                    state, pending = trainer.iteration(state)
-                    scalars = log(pending, t0)
-                if skipping >= cfg.max_skipped_iterations:
-                    raise Diverged(_diverged(done, skipping, ckpt_dir))
+                    state, metrics = trainer.iterations(state, n)
+                    pending = (metrics, n)
+                    scalars = log(metrics, n, t0)
                 env_steps = done * cfg.steps_per_iteration
                 if main and (done % cfg.eval_interval == 0 or done == cfg.num_iterations):
                     t_eval = time.perf_counter()
@@ -351,8 +364,8 @@ def run(cfg: Config, resume: bool = False) -> Path:
                 print(f"\ninterrupted after iteration {done}; continue from the last checkpoint "
                       f"({_last_checkpoint(ckpt_dir)}) with: {resume_hint} (launched as this run was)")
             raise
-        if pending is not None:  # the state already holds that iteration: keep its metrics too
-            log(pending, time.perf_counter())
+        if pending is not None:  # the state already holds those iterations: keep their metrics too
+            log(*pending, time.perf_counter())
         checkpoint(final=True)
         print(f"\ninterrupted after iteration {done}; checkpoint saved. Continue with: {resume_hint}")
         raise
@@ -366,6 +379,19 @@ def run(cfg: Config, resume: bool = False) -> Path:
     if main:
         print(summary_text(run_dir), flush=True)
     return run_dir
+
+
+def dispatch_size(cfg: Config, done: int, start: int) -> int:
+    """How many iterations the next dispatch runs: cfg.iterations_per_dispatch, ended early at the next
+    evaluation, checkpoint, profile capture start or the end of the run, so each happens on time. The first
+    dispatch of a run is one iteration: it compiles, and its time is the start-up's, not the others'."""
+    if done == start:
+        return 1
+    ends = [cfg.num_iterations, done + cfg.eval_interval - done % cfg.eval_interval,
+            done + cfg.checkpoint_interval - done % cfg.checkpoint_interval]
+    if start + cfg.profile_warmup > done:
+        ends.append(start + cfg.profile_warmup)
+    return max(1, min(cfg.iterations_per_dispatch, *(end - done for end in ends)))
 
 
 def _last_checkpoint(ckpt_dir: Path) -> str:

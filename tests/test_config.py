@@ -48,7 +48,7 @@ def test_presets_apply_and_cli_overrides_win(capsys):
     assert cfg.num_steps == PRESETS["cpu", "reppo"]["num_steps"]  # preset over default
     assert (cfg.algo, cfg.preset) == ("reppo", "cpu")
     assert preset_config("maniskill", "maniskill").reppo.v_min == -15.0
-    assert preset_config("auto", "dmc", gpu=True) == Config().replace(preset="dmc")
+    assert preset_config("auto", "dmc", gpu=True) == Config().replace(preset="dmc", **PRESETS["dmc", "reppo"])
 
 
 def test_group_fields_are_flat_flags():

@@ -39,6 +39,7 @@ EXPECTED = {
     "eval_interval": POSITIVE_INT,
     "num_eval_envs": POSITIVE_INT,
     "checkpoint_interval": POSITIVE_INT,
+    "iterations_per_dispatch": POSITIVE_INT,
     "video_interval": ints(1, optional=True),
     "profile_warmup": ints(0),
     "action_repeat": POSITIVE_INT,

@@ -132,6 +132,7 @@ RULES: dict[str, Range | NonEmptyPath | NonEmptyName | Free] = {
     "eval_interval": _positive_int(),
     "num_eval_envs": _positive_int(),
     "checkpoint_interval": _positive_int(),
+    "iterations_per_dispatch": _positive_int(),
     "video_interval": _positive_int(unset="no videos"),
     "progress": _FLAG,
     "profile": _FLAG,
@@ -171,7 +172,7 @@ RULES: dict[str, Range | NonEmptyPath | NonEmptyName | Free] = {
     "critic_hidden_blocks": _positive_int(),
     "action_clip": Range(0.0, 1.0, high_open=False),
     "obs_norm": _FLAG,
-    "matmul_precision": _CHOICE,
+    "precision": _CHOICE,
     # --- reppo (v_min < v_max and log_std_min < log_std_max are validate's)
     "num_bins": Range(2, low_open=False, integer=True, hint="the paper uses 151"),
     "v_min": Range(),
@@ -223,7 +224,6 @@ RULES: dict[str, Range | NonEmptyPath | NonEmptyName | Free] = {
     # --- torch
     "compile": _CHOICE,
     "cuda_graphs": _FLAG,
-    "bf16": _FLAG,
 }
 
 

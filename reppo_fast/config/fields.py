@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
-from reppo_fast.precision import MatmulPrecision
+from reppo_fast.precision import Precision
 
 Algo = Literal["reppo", "ppo", "rpo"]
 Framework = Literal["jax", "torch"]
@@ -139,13 +139,13 @@ class TorchConfig:
     """The fields only the torch path reads (`cfg.torch`)."""
 
     compile: Literal["auto", "on", "off"] = "auto"
-    """torch.compile the update step and the acting policy: `auto` = on for CUDA, off on CPU (where
-    compiling costs more than it saves at these sizes)."""
+    """torch.compile the update step, acting and bootstrap (inductor's default mode; the CUDA graphs are
+    `cuda_graphs`'): `auto` = on for CUDA, off on CPU (where compiling costs more than it saves at these
+    sizes)."""
     cuda_graphs: bool = True
-    """On CUDA with compile on: capture the update step and acting in CUDA graphs
-    (torch.compile mode `reduce-overhead`), so the GPU is not left waiting on Python launches."""
-    bf16: bool = False
-    """bf16 autocast for the networks in the update step (off until a parity run shows it is safe)."""
+    """On CUDA: capture each phase as one CUDA graph, replayed every iteration (compiled or eager): per env
+    step one graph bootstraps step t and acts for t + 1, and the whole update phase (targets, epochs x
+    minibatches of update steps, metrics) is one graph; so the GPU never waits on Python launches."""
 
 
 # Config's group fields and their types.
@@ -171,7 +171,10 @@ class Config:
     framework: Framework = "jax"
     """Framework path: `jax` (whole iteration jitted) or `torch` (torch.compile + CUDA graphs)."""
     kernels: Backend = "auto"
-    """Kernel backend for the hot ops: `auto`, `reference`, `pallas` (jax) or `triton` (torch)."""
+    """Kernel backend for the hot ops: `auto`, `reference`, `pallas` (jax) or `triton` (torch). `auto`
+    binds, per op, the kernel that the last GPU benchmark report for this GPU measured faster than the
+    compiled reference at the nearest benchmarked shape (reppo_fast/kernels/fastest.json), else the reference
+    (always without a GPU or a report); meta.json records the choice and why."""
     kernel_overrides: dict[Op, Backend] = field(default_factory=dict)
     """Per-op backend overrides, e.g. `--kernel-overrides lambda_returns reference`."""
     seed: int = 0
@@ -187,6 +190,11 @@ class Config:
     standard error std / sqrt(num_eval_envs), so this sets the evaluation's noise (the authors use 1024)."""
     checkpoint_interval: int = 50
     """Write a checkpoint every this many iterations (a final one is always written)."""
+    iterations_per_dispatch: int = 1
+    """Iterations the host hands the device at once, at most (JAX: one jitted call looping over them; torch:
+    one Python call): the metrics are read once per dispatch, so the device never waits for the host to
+    log. The runner ends a dispatch early at an evaluation, a checkpoint or the end. Signals and the
+    progress bar act between dispatches."""
     video_interval: int | None = None
     """Record one episode of the deterministic policy every this many evaluations (and at the last one) to
     RUN_DIR/videos/iter_<iteration>.mp4 and to TensorBoard (None: no videos). Needs a headless GL library
@@ -197,8 +205,9 @@ class Config:
     """Emit NVTX ranges (rollout, returns, update, update/critic, update/actor, eval, op/<name>) for
     Nsight, and a `capture` range over every iteration after `profile_warmup`; zero cost when off.
     See profiles/README.md."""
-    profile_warmup: int = 2
-    """Iterations (compilation, autotuning) before the `capture` range opens when profiling."""
+    profile_warmup: int = 3
+    """Iterations (compilation, autotuning, the torch phases' CUDA-graph capture at their third call) before
+    the `capture` range opens when profiling."""
     env_impl: Literal["jax", "warp"] = "jax"
     """mujoco_playground physics implementation (`jax` is 3-30x faster than `warp` on CPU)."""
     action_repeat: int = 1
@@ -287,10 +296,13 @@ class Config:
     """Actions sent to the env (and stored) are clipped to +-action_clip."""
     obs_norm: bool = True
     """Running observation normalisation (frozen during evaluation)."""
-    matmul_precision: MatmulPrecision = "tf32"
-    """float32 matmuls of the networks, on both frameworks: `tf32` (TF32 allowed on GPUs that have it:
-    JAX's GPU default, which the authors' runs used) or `float32` (full precision). The physics keeps
-    its own; a CPU computes float32 either way. Recorded in meta.json."""
+    precision: Precision = "tf32"
+    """The networks' matmuls, the same on both frameworks (reppo_fast/precision.py): `tf32` (float32, TF32
+    allowed on GPUs that have it: JAX's GPU default, which the authors' runs used), `float32` (full float32)
+    or `bf16` (every Linear's inputs and weights rounded to bfloat16, products summed in float32, the sum
+    rounded to bfloat16; acting, update and evaluation alike). Parameters, optimiser state, losses,
+    normalisation, the kernels' inputs and the physics stay float32 under all three; a CPU computes
+    `tf32` as float32 and `bf16` exactly. Recorded in meta.json."""
 
     # --- groups: the fields only one algorithm or only one framework reads ----------------------------
     reppo: ReppoConfig = field(default_factory=ReppoConfig)
@@ -358,10 +370,11 @@ class Config:
                     raise ConfigError(f"config file: {key} must be an object of its group's fields, "
                                       f"got {value!r}; was it written by another version?")
                 names = {f.name for f in dataclasses.fields(GROUPS[key])}
-                known = names | set(RENAMED_FIELDS) | set(MOVED_TO_TOP)
+                known = names | set(RENAMED_FIELDS) | set(MOVED_TO_TOP) | set(REPLACED_BY_PRECISION)
                 unknown += [f"{key}.{name}" for name in value if name not in known]
                 fields.update(value)
-            elif key in _top_names() or _group_of(key) is not None or key in RENAMED_FIELDS:
+            elif (key in _top_names() or _group_of(key) is not None or key in RENAMED_FIELDS
+                  or key in REPLACED_BY_PRECISION):
                 fields[key] = value
             else:
                 unknown.append(key)
@@ -371,6 +384,7 @@ class Config:
         for old, new in RENAMED_FIELDS.items():  # same meaning (hidden blocks), clearer name
             if old in fields:
                 fields[new] = fields.pop(old)
+        _precision_from_old_fields(fields)
         if fields.get("preset") in RENAMED_PRESETS:  # a PPO run saved before presets were per algorithm
             fields["preset"] = RENAMED_PRESETS[fields["preset"]]
         return cls().replace(**fields)
@@ -398,9 +412,21 @@ def flat_names() -> list[str]:
     return names + [f.name for cls in GROUPS.values() for f in dataclasses.fields(cls)]
 
 
+def _precision_from_old_fields(fields: dict[str, object]) -> None:
+    """A run saved before `precision` (issue 18): `matmul_precision` (tf32 or float32) becomes `precision`,
+    and `torch.bf16` on (autocast in the torch update step) becomes `bf16`, which now also covers acting."""
+    matmul, bf16 = fields.pop("matmul_precision", None), fields.pop("bf16", False)
+    if bf16:
+        fields["precision"] = "bf16"
+    elif matmul is not None:
+        fields.setdefault("precision", matmul)
+
+
 def _unknown_field(name: str) -> str:
     if name in RENAMED_FIELDS:
         return f"config field {name!r} is now {RENAMED_FIELDS[name]!r} (same meaning: hidden blocks)"
+    if name in REPLACED_BY_PRECISION:
+        return f"config field {name!r} is now 'precision' ({REPLACED_BY_PRECISION[name]})"
     close = difflib.get_close_matches(name, flat_names(), n=3)
     hint = f"closest: {', '.join(close)}" if close else "`python -m reppo_fast.train --help` lists them"
     return f"unknown config field {name!r}; {hint}"
@@ -412,3 +438,6 @@ RENAMED_PRESETS = {"ppo": "dmc", "ppo_cpu": "cpu"}
 RENAMED_FIELDS = {"actor_layers": "actor_hidden_blocks", "critic_layers": "critic_hidden_blocks"}
 # Group fields that became top-level ones (same meaning): a run config saved with them in the group reads.
 MOVED_TO_TOP = {"critic_hidden_blocks"}
+# Fields that `precision` replaced in issue 18 (old run configs read through _precision_from_old_fields).
+REPLACED_BY_PRECISION = {"matmul_precision": "tf32, float32 or bf16 for both frameworks",
+                         "bf16": "`precision bf16` for the networks on both frameworks"}

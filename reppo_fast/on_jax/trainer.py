@@ -2,7 +2,8 @@
 
 An iteration has no host round-trip inside: rollout (a lax.scan over steps), targets, then epochs x
 minibatches of the algorithm's update step (nested lax.scans), then the metrics. The host loop
-(reppo_fast.runner) calls `iteration`, `evaluate` and the checkpoint codec. The torch twin is
+(reppo_fast.runner) calls `iterations` (up to cfg.iterations_per_dispatch of them in one dispatch, a
+fori_loop around the iteration), `evaluate` and the checkpoint codec. The torch twin is
 on_torch/trainer.py.
 
 On W > 1 devices (on_jax/data_parallel.py) the same iteration runs under `shard_map` over a 1-D mesh: the
@@ -39,7 +40,7 @@ from reppo_fast.on_jax.common import (
     train_metrics,
 )
 from reppo_fast.on_jax.data_parallel import DATA_AXIS, SINGLE, DataParallel
-from reppo_fast.precision import matmul_precision
+from reppo_fast.precision import describe_jax, matmul_precision
 from reppo_fast.profiling import instrument_kernels
 
 
@@ -91,16 +92,20 @@ class Trainer:
         self.actor_tx, self.critic_tx = (algorithm.make_optimizers(cfg) if algorithm.make_optimizers
                                          else (self.tx, self.tx))
         iteration = self._at_networks_precision(self._iteration)
-        self.iteration = jax.jit(iteration if self.mesh is None else self._sharded(iteration))
+        if self.mesh is not None:
+            iteration = self._sharded(iteration)
+        self.iteration = jax.jit(iteration)
+        # The state is donated: its buffers become the output state's, so k iterations hold one state.
+        self._dispatch = jax.jit(self._looped(iteration), donate_argnums=0)
         self._evaluate = jax.jit(self._at_networks_precision(lambda actor, norm, key: evaluate(
             lambda obs: algorithm.policy_mean(actor, obs), norm, eval_env, key, cfg)))
         self._act = jax.jit(self._at_networks_precision(lambda actor, norm, obs: deterministic_action(
             lambda o: algorithm.policy_mean(actor, o), norm, obs, cfg)))
 
     def _at_networks_precision(self, fn):
-        """fn traced with the networks' matmuls at cfg.matmul_precision (the physics keeps its own)."""
+        """fn traced with the networks' matmuls at cfg.precision (the physics keeps its own)."""
         def traced(*args):
-            with matmul_precision(self.cfg.matmul_precision):
+            with matmul_precision(self.cfg.precision):
                 return fn(*args)
         return traced
 
@@ -114,8 +119,10 @@ class Trainer:
                              jnp.zeros((env.num_envs,), jnp.float32))
         state = TrainState(actor, critic, self.actor_tx.init(actor), self.critic_tx.init(critic), carry, key,
                            jnp.zeros((), jnp.int32))
-        # Committed to the device like the iteration's outputs, so `iteration` compiles once, not twice.
-        return jax.device_put(state, jax.devices()[0])
+        # Committed to the device like the iteration's outputs, so `iteration` compiles once, not twice; and
+        # copied, leaf by leaf (may_alias=False): env.reset puts one obs array in two leaves, and a buffer
+        # cannot be donated twice to `iterations`.
+        return jax.device_put(state, jax.devices()[0], may_alias=False)
 
     # --- data parallel over a mesh ---------------------------------------------------------------------
 
@@ -161,8 +168,7 @@ class Trainer:
                 "world_size": self.dp.world_size,
                 "processes": self.processes, "seeds": SEED_SCHEME,
                 "algorithm": self.algo.name,
-                "matmul_precision": {"networks": self.cfg.matmul_precision,
-                                     "physics": self.env.physics_precision}}
+                "precision": describe_jax(self.cfg.precision, self.env.physics_precision)}
 
     def any_process(self, flag: bool) -> bool:
         if self.processes == 1:
@@ -206,6 +212,50 @@ class Trainer:
         if self.mesh is not None:
             actor, norm = jax.tree.map(lambda x: x.addressable_data(0), (actor, norm))
         return actor, norm
+
+    # --- several iterations per dispatch ---------------------------------------------------------------
+
+    def iterations(self, state: TrainState, n: int):
+        """n iterations (1 <= n <= k = cfg.iterations_per_dispatch) in one dispatch, with no host round-trip
+        between them. Returns (state after n iterations, metrics {name: [k] array}); row i holds iteration
+        i's metrics, rows >= n are unused. Read them with `to_host(metrics, n)`.
+
+        `state` is donated: its buffers are reused for the result, so the caller must not use it (nor any
+        array it shares a buffer with) afterwards; the leaves are deleted on return.
+
+        One program serves every n: n is a traced int32 and the loop a fori_loop with a dynamic trip count,
+        so a dispatch cut short (at an eval or checkpoint boundary) compiles nothing new."""
+        k = self.cfg.iterations_per_dispatch
+        if not 1 <= n <= k:
+            raise ValueError(f"iterations: n={n} must lie in 1..{k} (iterations_per_dispatch)")
+        return self._dispatch(state, np.int32(n))
+
+    @staticmethod
+    def to_host(metrics: dict, n: int) -> dict[str, np.ndarray]:
+        """The first n rows of `iterations`' metrics as numpy [n] arrays, in one device-to-host transfer
+        (the one host sync of a dispatch). On several hosts each reads its own copy of the replicated
+        metrics."""
+        local = {name: v if v.is_fully_addressable else v.addressable_data(0) for name, v in metrics.items()}
+        return {name: v[:n] for name, v in jax.device_get(local).items()}
+
+    def _looped(self, iteration):
+        """(state, n) -> iteration applied n times, each one's metrics written into row i of [k, ...]
+        buffers allocated once (their shapes from jax.eval_shape: tracing only, no compute). On a mesh
+        `iteration` is the shard_mapped one: the loop runs around it inside the same jit."""
+        k = self.cfg.iterations_per_dispatch
+
+        def looped(state: TrainState, n):
+            _, shapes = jax.eval_shape(iteration, state)
+            rows = jax.tree.map(lambda s: jnp.zeros((k, *s.shape), s.dtype), shapes)
+
+            def body(i, carry):
+                state, rows = carry
+                state, metrics = iteration(state)
+                return state, jax.tree.map(lambda r, m: r.at[i].set(m), rows, metrics)
+
+            return jax.lax.fori_loop(0, n, body, (state, rows))
+
+        return looped
 
     # --- the jitted iteration -------------------------------------------------------------------------
 

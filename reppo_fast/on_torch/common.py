@@ -78,13 +78,18 @@ def normalize(state: NormState, obs: torch.Tensor, enabled: bool = True) -> torc
 
 def minibatches(batch: B, num_epochs: int, num_minibatches: int, generator: torch.Generator) -> Iterator[B]:
     """Yield num_epochs random partitions of `batch` (a NamedTuple of [M, ...] tensors) into
-    num_minibatches equal minibatches, drawing the permutations from `generator`."""
+    num_minibatches equal minibatches, drawing the permutations from `generator`.
+
+    Graph-safe (on_torch/cuda_graph.py): every epoch's permutation is drawn at once on the device, as the
+    ranks of random 62-bit keys (argsort), a fixed sequence of kernels that a replay redraws. A tie between
+    keys (probability below M^2 / 2^63) is the only departure from a uniform permutation."""
     num = batch[0].shape[0]
     size = num // num_minibatches
-    for _ in range(num_epochs):
-        perm = torch.randperm(num, device=batch[0].device, generator=generator)
+    keys = torch.randint(0, 2**62, (num_epochs, num), device=batch[0].device, generator=generator)
+    perms = keys.argsort(dim=1)
+    for epoch in range(num_epochs):
         for i in range(num_minibatches):
-            idx = perm[i * size:(i + 1) * size]
+            idx = perms[epoch, i * size:(i + 1) * size]
             yield type(batch)(*(x[idx] for x in batch))
 
 
@@ -103,9 +108,13 @@ def _train_tensors(modules, optimizers) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def _all_finite(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """[] bool on the tensors' device (at least one tensor; integer ones, e.g. counts, are always finite)."""
-    checks = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
-    return torch.stack(checks).all() if checks else torch.ones((), dtype=torch.bool, device=tensors[0].device)
+    """[] bool on the tensors' device (at least one tensor; integer ones, e.g. counts, are always finite):
+    the largest |x| of each tensor, which is NaN or inf exactly when the tensor holds one (a foreach norm:
+    one launch for them all)."""
+    floats = [t for t in tensors if t.is_floating_point()]
+    if not floats:
+        return torch.ones((), dtype=torch.bool, device=tensors[0].device)
+    return torch.isfinite(torch.stack(torch._foreach_norm(floats, float("inf")))).all()
 
 
 def guarded_step(step: Callable[[], dict], modules, optimizers, dp=SINGLE) -> dict:
@@ -114,15 +123,20 @@ def guarded_step(step: Callable[[], dict], modules, optimizers, dp=SINGLE) -> di
     rank, every tensor is put back as it was, with tensor selects and no host sync. A tensor the step
     created (an optimiser's lazily made state) goes back to zeros, Adam's initial state. The metrics gain
     SKIPPED (1.0 or 0.0)."""
-    before = {id(t): t.detach().clone() for t in _train_tensors(modules, optimizers)}
+    with torch.no_grad():
+        tensors = _train_tensors(modules, optimizers)
+        floats = [t for t in tensors if t.is_floating_point()]
+        # x * 1 is x exactly (NaN, inf and -0 too): one foreach launch snapshots every float tensor.
+        snapshot = dict(zip(map(id, floats), torch._foreach_mul(floats, 1.0) if floats else []))
+        snapshot.update({id(t): t.clone() for t in tensors if not t.is_floating_point()})
     metrics = step()
     after = _train_tensors(modules, optimizers)
     finite = _all_finite([*after, *(v for v in metrics.values() if isinstance(v, torch.Tensor))])
     skipped = dp.sum((~finite).float()) > 0 if dp.world_size > 1 else ~finite
     with torch.no_grad():
         for t in after:
-            old = before.get(id(t))
-            t.copy_(torch.where(skipped, old if old is not None else torch.zeros_like(t), t))
+            old = snapshot.get(id(t))
+            torch.where(skipped, old if old is not None else torch.zeros_like(t), t, out=t)
     return {**metrics, SKIPPED: skipped.float()}
 
 
@@ -184,7 +198,7 @@ def reduce_metrics(metrics: dict, dp) -> dict:
 def clip_grads_(grads: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
     """optax.clip_by_global_norm in place: g *= max_norm / max(||g||, max_norm) (max_norm None: no clip).
     Returns ||g||."""
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))  # one launch for every g
     if max_norm is not None:
         torch._foreach_mul_(grads, max_norm / torch.clamp(norm, min=max_norm))
     return norm

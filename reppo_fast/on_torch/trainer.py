@@ -39,9 +39,11 @@ from reppo_fast.on_torch.common import (
     reduce_metrics,
     train_metrics,
 )
-from reppo_fast.on_torch.compiling import compile_mode, compiled
+from reppo_fast.on_torch.compiling import compile_on, compiled, graphs_on
+from reppo_fast.on_torch.cuda_graph import CudaCapture, Graphed, static_copy, write_
 from reppo_fast.on_torch.data_parallel import SEED_SCHEME, SINGLE, DataParallel, rank_seed
-from reppo_fast.precision import set_matmul_precision
+from reppo_fast.on_torch.rollout import StaticRollout
+from reppo_fast.precision import describe_torch, set_matmul_precision
 from reppo_fast.profiling import NO_RANGES, Ranges, instrument_kernels
 
 
@@ -62,12 +64,43 @@ class TrainState:
     iteration: int = 0
 
 
+class Pending(NamedTuple):
+    """The metrics of `Trainer.iterations`, on the device until `to_host` reads them."""
+    names: list[str]
+    values: torch.Tensor  # [n, M]: row i holds iteration i's metrics in `names` order
+    extras: list[dict]    # per iteration: the env's own episode metrics (host floats)
+
+
+class _Phases:
+    """One TrainState's static buffers and graph-safe phases (on_torch/cuda_graph.py): the rollout (None for
+    a differentiated rollout, which runs eagerly and is copied into `fill`'s buffers) and `learn`."""
+
+    def __init__(self, state: TrainState, rollout: StaticRollout | None):
+        self.state, self.rollout, self.learn = state, rollout, None
+        self._data = self._stats = None
+
+    def fill(self, data, stats: dict) -> None:
+        """The differentiated rollout's results into the static buffers `learn` reads."""
+        if self._data is None:
+            self._data, self._stats = static_copy(data), static_copy(stats)
+        else:
+            write_(self._data, data)
+            write_(self._stats, stats)
+
+    def data(self):
+        return self.rollout.storage if self.rollout is not None else self._data
+
+    def stats(self) -> dict:
+        return self.rollout.stats if self.rollout is not None else self._stats
+
+
 def make_optimizer(cfg, module: torch.nn.Module, device: torch.device) -> torch.optim.Adam:
-    """Adam; on CUDA with capturable state and a tensor learning rate, so a CUDA graph can take the step.
-    (The gradient clip is in the update step: common.clip_grads_.)"""
+    """Adam, fused (one kernel steps every parameter: a handful of launches where the per-parameter loop
+    takes dozens); on CUDA with capturable state and a tensor learning rate, so a CUDA graph can take the
+    step. (The gradient clip is in the update step: common.clip_grads_.)"""
     capturable = device.type == "cuda"
     lr = torch.tensor(cfg.lr, device=device) if capturable else cfg.lr
-    return torch.optim.Adam(module.parameters(), lr=lr, capturable=capturable)
+    return torch.optim.Adam(module.parameters(), lr=lr, capturable=capturable, fused=True)
 
 
 def eval_seed(seed: int, iteration: int) -> int:
@@ -84,14 +117,16 @@ class Trainer:
         """env: this rank's envs (num_envs / W); eval_env: rank 0's evaluation envs (None on the others)."""
         self.cfg, self.env, self.eval_env, self.algo, self.device = cfg, env, eval_env, algorithm, device
         self.dp, self.processes = dp, dp.world_size
-        set_matmul_precision(cfg.matmul_precision)
-        compile_on, mode = compile_mode(cfg, device)
-        # An NVTX call inside a compiled region breaks the graph (the profile would time another program),
-        # so with compile on, update/critic, update/actor and op/<name> are left out: `--compile off`
-        # shows them.
-        self.ranges, self.inner_ranges = ranges, NO_RANGES if compile_on else ranges
+        set_matmul_precision(cfg.precision)
+        # Under torchrun the phases hold NCCL collectives (gradient all-reduce, normaliser pooling), which the
+        # phases do not capture (a collective inside a graph is a known source of hangs): compiled only.
+        self.compiled, self.graphs = compile_on(cfg, device), graphs_on(cfg, device) and dp.world_size == 1
+        # An NVTX call inside a compiled or captured region would break the graph (and a replay would not
+        # repeat it), so with either on, update/critic, update/actor and op/<name> are left out: `--compile
+        # off --no-cuda-graphs` shows them.
+        inner = self.compiled or self.graphs
+        self.ranges, self.inner_ranges = ranges, NO_RANGES if inner else ranges
         self.kernels = instrument_kernels(kernels, self.inner_ranges if ranges.enabled else None)
-        # reduce-overhead = CUDA-graph trees: static shapes and no host syncs make the whole step capturable.
         # The update step calls autograd.grad and the optimiser: dynamo may break the graph there, so it
         # is compiled without fullgraph; acting is plain tensor code and must compile whole.
         self.update_step = compiled(self._update_step, cfg, device, fullgraph=False)
@@ -101,20 +136,20 @@ class Trainer:
         if algorithm.window_objective is not None:
             from reppo_fast.envs.jax_autograd import DifferentiableJaxEnv
 
-            # Eager acting for a differentiated rollout: the backward pass of the whole window needs every
-            # step's saved activations at once, while a CUDA-graph replay (reduce-overhead) overwrites the
-            # previous step's outputs and saved tensors in its memory pool; and the networks are small next
-            # to the physics, whose step JAX compiles anyway.
+            # Eager acting for a differentiated rollout: its backward pass needs every step's saved
+            # activations at once, which static buffers rewritten at each step would destroy; and the
+            # networks are small next to the physics, whose step JAX compiles anyway.
             self.act, self.bootstrap = algorithm.act, algorithm.bootstrap
             self.differentiable_env = DifferentiableJaxEnv(env, remat=cfg.rpo.rpo_remat)
-        self.compiled, self.mode = compile_on, mode
+        self._phases: _Phases | None = None
+        self._metric_names: list[str] = []
+        self.capture = CudaCapture  # how phases are captured when self.graphs (tests emulate it on a CPU)
 
     def describe(self) -> dict:
         return {"torch": torch.__version__, "device": str(self.device), "world_size": self.dp.world_size,
-                "seeds": SEED_SCHEME, "compiled": self.compiled,
-                "compile_mode": self.mode, "bf16": self.cfg.torch.bf16, "algorithm": self.algo.name,
-                "matmul_precision": {"networks": self.cfg.matmul_precision,
-                                     "torch_float32_matmul": torch.get_float32_matmul_precision()}}
+                "seeds": SEED_SCHEME, "compiled": self.compiled, "cuda_graphs": self.graphs,
+                "algorithm": self.algo.name,
+                "precision": describe_torch(self.cfg.precision)}
 
     def init_state(self, seed: int) -> TrainState:
         env, device = self.env, self.device
@@ -184,26 +219,88 @@ class Trainer:
                 print(f"note: the checkpoint was written by {saved} rank(s), this run has "
                       f"{self.dp.world_size}: networks, optimisers and normaliser resume, episodes start "
                       "afresh")
+        self._phases = None  # the state's optimiser tensors are new: its phases are made afresh
         return state_from_arrays(template, {**shared, **own})
 
     def iteration(self, state: TrainState):
-        cfg, kernels, algo, ranges = self.cfg, self.kernels, self.algo, self.ranges
+        """One iteration: (state, metrics name -> [] device tensor; the caller reads them)."""
+        state, values, names, extra = self._iterate(state)
+        return state, {**{k: values[i] for i, k in enumerate(names)}, **extra}
+
+    def iterations(self, state: TrainState, n: int):
+        """n iterations with no host sync between them: (state, their metrics, still on the device, for
+        `to_host`)."""
+        rows, extras = [], []
+        for _ in range(n):
+            state, values, names, extra = self._iterate(state)
+            rows.append(values)
+            extras.append(extra)
+        return state, Pending(names, torch.stack(rows), extras)
+
+    @staticmethod
+    def to_host(pending: Pending, n: int) -> dict[str, np.ndarray]:
+        """The metrics of `iterations` as name -> [n] numpy: one device-to-host copy."""
+        values = pending.values[:n].double().cpu().numpy()
+        out = {k: values[:, i] for i, k in enumerate(pending.names)}
+        out.update({k: np.asarray([extra[k] for extra in pending.extras[:n]], np.float64)
+                    for k in pending.extras[0]})
+        return out
+
+    def _iterate(self, state: TrainState):
+        """One iteration through the state's phases: (state, metric values [M] (the caller's own copy),
+        their names, the env's host-side episode metrics)."""
+        phases = self._phases_for(state)
         window = {}
-        with ranges("rollout"):
-            if algo.window_objective is None:
-                carry, data, stats = self._rollout(state.actor, state.critic, state.rollout, state.generator)
+        with self.ranges("rollout"):
+            if phases.rollout is not None:
+                phases.rollout.run()
             else:
                 carry, data, stats, window = self._differentiated_rollout(state)
-        with ranges("returns"):
+                phases.fill(data, stats)
+                state.rollout = carry
+        with self.ranges("update"):
+            values = phases.learn()
+        names = self._metric_names
+        if window:
+            window = reduce_metrics(window, self.dp)
+            values = torch.cat([values, torch.stack([window[k].float().reshape(()) for k in sorted(window)])])
+            names = names + sorted(window)
+        else:
+            values = values.clone()  # a replay overwrites the graph's output
+        state.iteration += 1
+        return state, values, names, self._episode_metrics(state.rollout.env)
+
+    def _phases_for(self, state: TrainState) -> _Phases:
+        """The state's static buffers and phases, made at its first iteration (and again for another state,
+        or after from_arrays)."""
+        if self._phases is not None and self._phases.state is state:
+            return self._phases
+        rollout = None
+        if self.algo.window_objective is None:
+            carry = state.rollout
+            rollout = StaticRollout(self.algo, self.act, self.bootstrap, carry.env, state.actor, state.critic,
+                                    carry.norm, carry.ep_return, state.generator, self.kernels, self.cfg,
+                                    self.dp, self.graphs, self.capture)
+            # From here on the carry IS the rollout's buffers, updated in place (checkpoints read them).
+            state.rollout = RolloutCarry(carry.env, rollout.norm, rollout.ep_return)
+        phases = _Phases(state, rollout)
+        phases.learn = Graphed(lambda: self._learn(state, phases), enabled=self.graphs,
+                               generators=(state.generator,), capture=self.capture)
+        self._phases = phases
+        return phases
+
+    def _learn(self, state: TrainState, phases: _Phases) -> torch.Tensor:
+        """The whole update phase, graph-safe: targets, the flat batch, epochs x minibatches of update
+        steps, the metrics as one vector [M] (names in self._metric_names)."""
+        cfg, kernels, algo = self.cfg, self.kernels, self.algo
+        data, stats = phases.data(), phases.stats()
+        with self.inner_ranges("returns"):
             tgt = algo.targets(data, kernels, cfg)
-        with ranges("update"):
-            batch = algo.flat_batch(state.actor, data, tgt, cfg)
-            metrics = self._update(state, batch)
-        metrics = reduce_metrics({**metrics, **window}, self.dp)
-        metrics.update({**train_metrics(stats, data.reward, tgt.returns, self.dp),
-                        **self._episode_metrics(carry.env)})
-        state.rollout, state.iteration = carry, state.iteration + 1
-        return state, metrics
+        batch = algo.flat_batch(state.actor, data, tgt, cfg)
+        metrics = reduce_metrics(self._update(state, batch), self.dp)
+        metrics.update(train_metrics(stats, data.reward, tgt.returns, self.dp))
+        self._metric_names = sorted(metrics)
+        return torch.stack([metrics[k].float().reshape(()) for k in self._metric_names])
 
     def _episode_metrics(self, env) -> dict:
         """The env's own episode metrics (ManiSkill's success rate), over every rank that has some."""
@@ -214,9 +311,10 @@ class Trainer:
         return {k: sum(m[k] for m in every) / len(every) for k in every[0]} if every else {}
 
     def _rollout(self, actor, critic, carry: RolloutCarry, generator, env=None, perturbation=None):
-        """cfg.num_steps steps of the algorithm's acting and bootstrap around env.step, under no_grad unless
-        differentiated. env: what to step, carry.env if None (when differentiated: a DifferentiableJaxEnv
-        of it); perturbation [T, N, A] or None: added to the actions sent to the env (to differentiate by).
+        """The differentiated rollout's steps (a rollout that is not differentiated runs over static buffers,
+        on_torch/rollout.py): cfg.num_steps steps of the algorithm's acting and bootstrap around env.step.
+        env: what to step, carry.env if None (when differentiated: a DifferentiableJaxEnv of it);
+        perturbation [T, N, A] or None: added to the actions sent to the env (to differentiate by).
         Returns (carry, transitions [T, N, ...], stats of the episodes that ended).
 
         On W > 1 ranks each updates the normaliser with its own observations while acting, and `seen`

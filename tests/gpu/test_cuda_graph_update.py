@@ -1,10 +1,12 @@
-"""The torch update step under CUDA graphs (torch.compile mode reduce-overhead, what the trainer runs on a
-GPU)
-against the same step eager, and whole iterations of the compiled trainer on ToyPointMass.
+"""On a GPU: the torch update step compiled against the same step eager, and whole iterations with each
+phase captured as a CUDA graph (on_torch/cuda_graph.py; what the trainer runs on a GPU) against eager
+iterations, on ToyPointMass.
 
-Both trainers start from one state (deep copies) and take the same minibatches and noise, a different one per
-step (a replay that reused a stale input would show), several steps in a row, keeping every step's outputs
-until the end as the update phase keeps them (CUDA-graph trees reuse output memory at the next replay).
+The step comparison: both trainers start from one state (deep copies) and take the same minibatches and
+noise, a different one per step, several steps in a row, keeping every step's outputs until the end.
+The iteration comparison: from one seed, 5 iterations (the phases warm up for 2 calls, are captured at the
+third, and replayed after), metrics and parameters compared the same way. On a CPU the capture is emulated
+(tests/on_torch/test_graph_capture_emulated.py); this is the real one.
 
 Tolerance (float32 matmuls on both sides): inductor fuses elementwise chains and reorders reductions, so the
 two differ by float32 rounding per op, which a few Adam steps amplify (an early Adam step is close to
@@ -34,9 +36,10 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="CUDA graphs need a CUDA GPU (torch sees none)")
 
 
-def _trainer(device: str, kernels: str, compile_: str) -> Trainer:
+def _trainer(device: str, kernels: str, compile_: str, graphs: bool | None = None) -> Trainer:
     cfg = preset_config("cpu", "toy", env="ToyPointMass", framework="torch", kernels=kernels,
-                        compile=compile_, cuda_graphs=compile_ == "on", matmul_precision="float32",
+                        compile=compile_, cuda_graphs=compile_ == "on" if graphs is None else graphs,
+                        precision="float32",
                         num_envs=64, num_steps=8, num_epochs=2, num_minibatches=2, num_eval_envs=1,
                         progress=False)
     validate(cfg)
@@ -119,9 +122,9 @@ def test_the_comparison_passes_equal_runs_and_catches_a_skipped_step():
 
 @needs_cuda
 @pytest.mark.parametrize("kernels", ["reference", "triton"])
-def test_cuda_graph_update_steps_match_eager(kernels):
+def test_compiled_update_steps_match_eager(kernels):
     eager, graphed = _trainer("cuda", kernels, "off"), _trainer("cuda", kernels, "on")
-    assert graphed.mode == "reduce-overhead", graphed.describe()
+    assert graphed.compiled and graphed.graphs, graphed.describe()
     start = eager.init_state(0)
     batches = _batches(eager, STEPS)
     ref, got = _copy(start), _copy(start)
@@ -139,3 +142,22 @@ def test_compiled_trainer_iterations_give_finite_metrics(kernels):
         state, metrics = trainer.iteration(state)
         values = {k: float(v) for k, v in metrics.items()}
         assert values and all(math.isfinite(v) for v in values.values()), values
+
+
+@needs_cuda
+@pytest.mark.parametrize("compile_", ["off", "on"])
+def test_captured_iterations_match_eager(compile_):
+    eager, graphed = _trainer("cuda", "reference", "off", graphs=False), _trainer("cuda", "reference",
+                                                                                   compile_, graphs=True)
+    assert graphed.graphs and not eager.graphs
+    start = eager.init_state(0)
+    ref, got = eager.init_state(0), graphed.init_state(0)
+    ref_metrics, metrics = [], []
+    for _ in range(5):
+        ref, m = eager.iteration(ref)
+        ref_metrics.append(m)
+        got, m = graphed.iteration(got)
+        metrics.append(m)
+    torch.cuda.synchronize()
+    assert graphed._phases.learn.replay is not None  # the update phase was captured and replayed
+    assert _mismatches(start, ref, ref_metrics, got, metrics) == []

@@ -230,6 +230,33 @@ def test_a_two_device_iteration_keeps_the_replicas_identical_and_the_envs_distin
     assert 0 <= float(metrics["train/episodes"]) <= 8 * 8
 
 
+def test_two_device_iterations_in_one_dispatch_equal_one_iteration_per_dispatch(tmp_path):
+    """Trainer.iterations on the mesh (the fori_loop around the shard_mapped iteration, in one jit) against
+    the mesh's `iteration` dispatched once per iteration: bit for bit, with the same shardings."""
+    from reppo_fast.runner import _build
+
+    trainer = _build(_cfg(tmp_path, "a", 3, preset="cpu", iterations_per_dispatch=2)).trainer
+    want_state, want = trainer.init_state(0), []
+    for _ in range(3):
+        want_state, metrics = trainer.iteration(want_state)
+        want.append(jax.device_get(metrics))
+    state, got = trainer.init_state(0), []
+    for n in (2, 1):
+        passed = state
+        state, metrics = trainer.iterations(state, n)
+        assert all(leaf.is_deleted() for leaf in jax.tree.leaves(passed))  # donated
+        rows = trainer.to_host(metrics, n)
+        got += [{name: v[i] for name, v in rows.items()} for i in range(n)]
+    assert trainer._dispatch._cache_size() == 1
+    for w, g in zip(jax.tree.leaves(want_state), jax.tree.leaves(state)):
+        assert g.sharding == w.sharding
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    for w, g in zip(want, got):
+        assert g.keys() == w.keys()
+        for name in w:
+            np.testing.assert_array_equal(g[name], w[name], err_msg=name)
+
+
 def test_a_two_device_run_resumes_exactly(tmp_path):
     full = run(_cfg(tmp_path, "full", 6))
     part = run(_cfg(tmp_path, "part", 3))

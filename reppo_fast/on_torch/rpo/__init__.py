@@ -61,15 +61,16 @@ def init_networks(cfg, env, kernels, rng=None):
     del kernels, rng  # torch's seeded global generator
     rpo = cfg.rpo
     actor = nets.init_actor(env.obs_size, env.action_size, cfg.actor_hidden, cfg.actor_hidden_blocks,
-                            rpo.rpo_std, rpo.rpo_log_std_init)
+                            rpo.rpo_std, rpo.rpo_log_std_init, cfg.precision)
     return actor, nets.init_critics(env.obs_size, cfg.critic_hidden, cfg.critic_hidden_blocks,
-                                    rpo.rpo_num_critics)
+                                    rpo.rpo_num_critics, cfg.precision)
 
 
 def make_optimizers(cfg, actor, critic, device: torch.device):
     """AdamW (rpo_adam_b1, rpo_adam_b2, rpo_weight_decay): the actor at lr, the online critics at
     rpo_critic_lr (the target critics are buffers: `update` moves them). The global clip is in `update`
-    (common.step_optimizer). On CUDA capturable, with tensor learning rates, as trainer.make_optimizer."""
+    (common.step_optimizer). Fused; on CUDA capturable, with tensor learning rates, as
+    trainer.make_optimizer."""
     rpo = cfg.rpo
     capturable = device.type == "cuda"
 
@@ -77,7 +78,7 @@ def make_optimizers(cfg, actor, critic, device: torch.device):
         lr = torch.tensor(lr, device=device) if capturable else lr
         # weight_decay is passed explicitly: torch's AdamW default (0.01) is not optax's.
         return torch.optim.AdamW(module.parameters(), lr=lr, betas=(rpo.rpo_adam_b1, rpo.rpo_adam_b2),
-                                 weight_decay=rpo.rpo_weight_decay, capturable=capturable)
+                                 weight_decay=rpo.rpo_weight_decay, capturable=capturable, fused=True)
 
     return adamw(actor, cfg.lr), adamw(critic, rpo.rpo_critic_lr)
 
