@@ -290,27 +290,30 @@ def run(cfg: Config, resume: bool = False) -> Path:
                   f"{done + cfg.checkpoint_interval} (the last checkpoint written is {saved})",
                   file=sys.stderr, flush=True)
 
-    pending = None  # (metrics, n) of a dispatch that ran but is not logged yet
-    skipping = 0    # iterations in a row whose every update step was skipped as non-finite
+    pending = None      # (metrics, n) of a dispatch that ran but is not logged yet
+    logged = 0          # of its iterations, those logged
+    dispatching = False  # inside trainer.iterations: the state may not be saved (see the Ctrl-C handler)
+    skipping = 0        # iterations in a row whose every update step was skipped as non-finite
 
     def log(metrics, n: int, t0: float) -> dict:
         """Log a dispatch's n iterations (their metrics read in one host sync; each is given 1/n of the
         dispatch's time). Raises Diverged at the iteration that ends cfg.max_skipped_iterations in a row."""
-        nonlocal done, elapsed, pending, skipping
+        nonlocal done, elapsed, pending, logged, skipping
         host = trainer.to_host(metrics, n)  # the one host sync of a dispatch
         iter_time = (time.perf_counter() - t0) / n
-        pending = None
-        for i in range(n):
+        for i in range(logged, n):
             scalars = {k: float(v[i]) for k, v in host.items()}
             elapsed += iter_time
             done += 1
             scalars.update({"time/iteration_s": iter_time, "time/elapsed_s": elapsed,
                             "time/env_steps_per_s": cfg.steps_per_iteration / iter_time})
             logger.log(done, done * cfg.steps_per_iteration, scalars)
+            logged += 1
             all_skipped = scalars.get(APPLIED_STEPS) == 0 and scalars.get(SKIPPED_STEPS, 0) > 0
             skipping = skipping + 1 if all_skipped else 0
             if skipping >= cfg.max_skipped_iterations:
                 raise Diverged(_diverged(done, skipping, ckpt_dir))
+        pending = None
         return scalars
 
     compiled = trainer.describe().get("compiled", True)  # JAX always compiles; torch per --compile
@@ -330,8 +333,9 @@ def run(cfg: Config, resume: bool = False) -> Path:
                 t0 = time.perf_counter()
                 # The first call compiles (JAX; torch with compile on): minutes for a large env on a CPU.
                 with progress.waiting(first_call) if done == start else contextlib.nullcontext():
+                    dispatching = True
                     state, metrics = trainer.iterations(state, n)
-                    pending = (metrics, n)
+                    dispatching, pending, logged = False, (metrics, n), 0
                     scalars = log(metrics, n, t0)
                 env_steps = done * cfg.steps_per_iteration
                 if main and (done % cfg.eval_interval == 0 or done == cfg.num_iterations):
@@ -363,6 +367,16 @@ def run(cfg: Config, resume: bool = False) -> Path:
             if main:
                 print(f"\ninterrupted after iteration {done}; continue from the last checkpoint "
                       f"({_last_checkpoint(ckpt_dir)}) with: {resume_hint} (launched as this run was)")
+            raise
+        if dispatching:
+            # Stopped inside `iterations`: a torch state is half way through an iteration, a JAX one was
+            # donated to the call. Neither may be saved.
+            if list_checkpoints(ckpt_dir):
+                print(f"\ninterrupted during iteration {done + 1}; continue from the last checkpoint "
+                      f"({_last_checkpoint(ckpt_dir)}) with: {resume_hint}")
+            else:
+                print(f"\ninterrupted during iteration {done + 1}, before the first checkpoint: nothing to "
+                      "resume; start the run again")
             raise
         if pending is not None:  # the state already holds those iterations: keep their metrics too
             log(*pending, time.perf_counter())

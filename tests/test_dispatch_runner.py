@@ -69,3 +69,26 @@ def test_a_run_of_three_iterations_per_dispatch_logs_what_one_per_dispatch_does(
     assert evals[0] == evals[1]
     names = [[p.name for p in list_checkpoints(d / "checkpoints")] for d in runs.values()]
     assert names[0] == names[1]
+
+
+def test_ctrl_c_inside_a_dispatch_saves_nothing_half_done(tmp_path, monkeypatch, capsys):
+    """An interrupt inside `iterations` (a torch state half way through an iteration; a JAX one donated)
+    writes no checkpoint of it: the last periodic one is what a resume continues from."""
+    from reppo_fast.on_torch.trainer import Trainer
+
+    real = Trainer._iterate
+
+    def interrupted_in_the_fourth(self, state):
+        if state.iteration == 3:
+            next(state.actor.parameters()).data.add_(1.0)  # half way: the networks have moved
+            raise KeyboardInterrupt
+        return real(self, state)
+
+    monkeypatch.setattr(Trainer, "_iterate", interrupted_in_the_fourth)
+    cfg = Config().replace(**{**TINY, "checkpoint_interval": 2}, framework="torch",
+                           iterations_per_dispatch=3, run_dir=str(tmp_path / "run"))
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["ckpt_00000002.npz"]
+    assert "interrupted during iteration 4; continue from the last checkpoint (ckpt_00000002.npz)" in (
+        capsys.readouterr().out)
