@@ -94,6 +94,29 @@ def test_emulated_graphs_replay_the_eager_iterations_bit_for_bit(algo):
     assert [k for k in ta if not torch.equal(ta[k], tb[k])] == []
 
 
+def test_rpo_update_phase_replays_bit_for_bit():
+    """RPO's rollout is differentiated through the JAX physics and stays eager; its update phase, copied
+    into static buffers, is captured like the others."""
+    from reppo_fast.config import Config
+    from reppo_fast.runner import _build
+
+    cfg = Config().replace(env="ToyPointMass", framework="torch", algo="rpo", num_envs=4, num_steps=4,
+                           num_epochs=2, num_minibatches=2, actor_hidden=16, actor_hidden_blocks=2,
+                           critic_hidden=16, critic_hidden_blocks=2, rpo_epochs=2, num_eval_envs=1,
+                           progress=False)
+    eager, graphed = _build(cfg).trainer, _build(cfg).trainer
+    graphed.graphs, graphed.capture = True, EmulatedCapture
+    before = EmulatedCapture.captured
+    a, b = eager.init_state(0), graphed.init_state(0)
+    for i in range(4):
+        a, ma = eager.iteration(a)
+        b, mb = graphed.iteration(b)
+        assert [k for k in ma if not torch.equal(ma[k], mb[k])] == [], f"iteration {i + 1}"
+    assert EmulatedCapture.captured - before == 1  # the update phase
+    ta, tb = _state_tensors(a), _state_tensors(b)
+    assert [k for k in ta if not torch.equal(ta[k], tb[k])] == []
+
+
 def test_the_emulation_freezes_python_state_as_a_graph_does():
     """The oracle of the test above: a phase that counts in Python replays its capture-time count, so it
     differs from eager; one that counts on the device does not."""
