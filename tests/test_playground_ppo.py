@@ -51,8 +51,8 @@ def test_preset_config_applies_them_below_explicit_fields():
 
 
 def test_other_presets_are_untouched():
-    assert preset_config("dmc", "dmc", "reppo", env="BallInCup") == Config().replace(env="BallInCup",
-                                                                                   preset="dmc")
+    assert preset_config("dmc", "dmc", "reppo", env="BallInCup") == Config().replace(
+        **PRESETS["dmc", "reppo"], env="BallInCup", preset="dmc")
     assert preset_config("cpu", "dmc", "ppo", env="BallInCup").gamma == PRESETS["cpu", "ppo"]["gamma"]
     assert preset_config("dmc", "toy", "ppo", env="ToyPointMass").gamma == PRESETS["dmc", "ppo"]["gamma"]
 
