@@ -7,6 +7,8 @@ with episodes shorter than the window, so time limits, auto-resets and their gra
 The JAX trainer is the oracle for the torch one; the JAX side is itself checked against finite
 differences and hand computations in tests/on_jax."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -71,9 +73,17 @@ def _windows(env_name):
     return cfg, (j_state, j_data, j_window, carry.env), (t_state, t_data, t_window, t_env.jax_state)
 
 
+@functools.cache
+def _windows_once(env_name):
+    """_windows, computed once per env: a module fixture that pytest-xdist tears down between two of its
+    tests (its worker ran out of queued items) would otherwise build Cartpole's windows twice, ~100 s each.
+    The tests share one result in their order either way."""
+    return _windows(env_name)
+
+
 @pytest.fixture(scope="module", params=list(CASES))
 def windows(request):
-    return _windows(request.param)
+    return _windows_once(request.param)
 
 
 def _close(actual, expected, rtol=RTOL, atol=0.0):
