@@ -1,13 +1,15 @@
 """The torch trainer, the twin of on_jax/trainer.py: one iteration for every algorithm
 (reppo_fast.algorithm), written once.
 
-Per iteration: rollout (the env stepped from Python, torch envs being stateful; the algorithm's `act` and
-`bootstrap` per step, compiled), targets, the flat batch, then epochs x minibatches of the algorithm's
-update step (compiled), or the algorithm's own `update`. An algorithm with a `window_objective` (RPO) has
-its rollout differentiated through the JAX physics (envs/jax_autograd.py) for dJ/da. Compiled calls are
-pure tensor code with no .item() and no host sync, so torch.compile (and, on CUDA, graph capture) can take
-them whole; what they return is the caller's (on_torch/compiling.py). Metrics stay on the device until the
-runner reads them once per iteration.
+Per iteration, two phases over static buffers (on_torch/cuda_graph.py): the rollout (on_torch/rollout.py:
+the env stepped from Python, torch envs being stateful, and per env step one graph-safe call of the
+algorithm's `bootstrap` for step t and `act` for step t + 1), then the update phase (`_learn`: targets, the
+flat batch, epochs x minibatches of the algorithm's update step, or the algorithm's own `update`, and the
+metrics as one vector). On CUDA each phase is captured as one CUDA graph at its third call and replayed
+after; compiled or eager, the phases have no .item() and no host sync. An algorithm with a
+`window_objective` (RPO) has its rollout differentiated through the JAX physics (envs/jax_autograd.py) for
+dJ/da, eagerly, and copied into the update phase's buffers. Metrics stay on the device until the runner
+reads them, once per dispatch (`iterations`, `to_host`).
 
 Under torchrun (on_torch/data_parallel.py) each rank runs this trainer on its own device with
 num_envs / W envs (`self.env`); the networks start from rank 0's, every optimiser step averages the
